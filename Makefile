@@ -1,0 +1,53 @@
+# bedrud — developer entry points. Every target builds what it needs.
+#   make run    build bedrud (and livekit-server if missing) and run the daemon on embedded defaults
+#   make test   every test, with a real livekit-server, real LiveKit clients and a real systemd
+#   make bench  benchmarks (prints figures, writes target/bench/results.json)
+#   make deb    the Debian package in target/debian/
+
+SHELL := /bin/bash
+CARGO ?= cargo
+LIVEKIT_VERSION ?= v1.13.5
+LIVEKIT_OLD_VERSION ?= v1.9.12
+
+.PHONY: all build release run test test-rust test-appliance bench deb livekit test-env lint clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+livekit:
+	scripts/install-livekit $(LIVEKIT_VERSION)
+
+# Runs the daemon with no config file: embedded LiveKit, state in ./data.
+run: release
+	@lk="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)"; \
+	BEDRUD_LIVEKIT_BINARY="$$lk" exec target/release/bedrud run
+
+test-env:
+	scripts/install-livekit $(LIVEKIT_VERSION)
+	scripts/install-livekit $(LIVEKIT_OLD_VERSION)
+	scripts/setup-test-env
+
+test-rust: test-env
+	BEDRUD_TEST_LIVEKIT="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)" \
+	BEDRUD_TEST_LIVEKIT_OLD="$$(scripts/install-livekit $(LIVEKIT_OLD_VERSION) | tail -n 1)" \
+	BEDRUD_TEST_PYTHON="$$(scripts/setup-test-env | tail -n 1)" \
+	$(CARGO) test --release -- --test-threads=2
+
+test-appliance: deb
+	scripts/appliance-test
+
+test: test-rust test-appliance
+
+bench: release
+	scripts/bench
+
+deb:
+	scripts/build-deb
+
+clean:
+	$(CARGO) clean
