@@ -1,7 +1,20 @@
 //! bedrud: the control plane of a self-hosted video-meeting service around LiveKit.
 //!
-//! `config` reads settings, `store` keeps state in one redb file, `auth` handles accounts and
-//! sessions, `http` serves the API, `livekit` talks to and supervises livekit-server, `systemd`
-//! speaks sd_notify, `daemon` wires them together and `cli` is the command line.
+//! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
+//! users and sessions, `rooms` the rooms, `http` serves the API, `livekit` talks to and
+//! supervises livekit-server, `systemd` speaks sd_notify, `daemon` wires them together and `cli`
+//! is the command line.
 
+pub mod accounts;
+pub mod auth;
+pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod error;
+pub mod http;
+pub mod livekit;
+pub mod logging;
+pub mod rooms;
+pub mod store;
+pub mod systemd;

@@ -1,0 +1,151 @@
+//! User accounts: the operations behind the HTTP admin API, the auth API and the CLI, so all
+//! of them apply the same rules (names, password length, the last administrator).
+
+use axum::http::StatusCode;
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::store::{self, Role, Store, StoreError, User, UserView};
+
+/// Hashes off the async runtime (Argon2 takes tens of milliseconds by design).
+pub async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::internal)
+}
+
+pub async fn verify(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+pub async fn create_user(store: &Store, username: &str, password: &str, role: Role) -> Result<UserView, ApiError> {
+    auth::validate_username(username).map_err(|m| ApiError::bad_request("invalid_username", m))?;
+    auth::validate_password(password).map_err(|m| ApiError::bad_request("invalid_password", m))?;
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: username.to_string(),
+        password_hash: hash(password.to_string()).await?,
+        role,
+        disabled: false,
+        created_at: store::now_ms(),
+        session_epoch: 0,
+    };
+    let view = user.view();
+    store
+        .write(move |txn| store::insert_user(txn, &user))
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(m) => ApiError::conflict("user_exists", m),
+            e => e.into(),
+        })?;
+    Ok(view)
+}
+
+pub async fn list_users(store: &Store) -> Result<Vec<UserView>, ApiError> {
+    let users = store.read(|txn| store::list_users(txn)).await?;
+    Ok(users.iter().map(User::view).collect())
+}
+
+/// Whether `user` is the only enabled administrator (who must not be demoted, disabled or deleted).
+fn is_last_admin(txn: &redb::WriteTransaction, user: &User) -> Result<bool, StoreError> {
+    if !user.is_admin() || user.disabled {
+        return Ok(false);
+    }
+    let others = {
+        use redb::ReadableTable;
+        let t = txn.open_table(store::USERS)?;
+        let mut n = 0;
+        for row in t.iter()? {
+            let (_, v) = row?;
+            let u: User = serde_json::from_slice(v.value())?;
+            if u.id != user.id && u.is_admin() && !u.disabled {
+                n += 1;
+            }
+        }
+        n
+    };
+    Ok(others == 0)
+}
+
+fn last_admin_error() -> StoreError {
+    StoreError::Conflict("last_admin".into())
+}
+
+fn map_last_admin(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(m) if m == "last_admin" => ApiError::conflict(
+            "last_admin",
+            "this is the only enabled administrator; make another user admin first",
+        ),
+        e => e.into(),
+    }
+}
+
+/// Changes role and/or the disabled flag. Disabling ends the user's sessions at once.
+pub async fn update_user(store: &Store, name: &str, role: Option<Role>, disabled: Option<bool>) -> Result<UserView, ApiError> {
+    let name = name.to_string();
+    store
+        .write(move |txn| {
+            let mut u = store::user_by_name_w(txn, &name)?.ok_or(StoreError::NotFound("user"))?;
+            let demote = role.is_some_and(|r| r != Role::Admin);
+            if (demote || disabled == Some(true)) && is_last_admin(txn, &u)? {
+                return Err(last_admin_error());
+            }
+            if let Some(r) = role {
+                u.role = r;
+            }
+            if let Some(d) = disabled {
+                if d && !u.disabled {
+                    u.session_epoch += 1;
+                }
+                u.disabled = d;
+            }
+            store::put_user(txn, &u)?;
+            Ok(u.view())
+        })
+        .await
+        .map_err(map_last_admin)
+}
+
+/// Sets a new password and ends every existing session of the user.
+pub async fn set_password(store: &Store, name: &str, password: &str) -> Result<User, ApiError> {
+    auth::validate_password(password).map_err(|m| ApiError::bad_request("invalid_password", m))?;
+    let hash = hash(password.to_string()).await?;
+    let name = name.to_string();
+    Ok(store
+        .write(move |txn| {
+            let mut u = store::user_by_name_w(txn, &name)?.ok_or(StoreError::NotFound("user"))?;
+            u.password_hash = hash.clone();
+            u.session_epoch += 1;
+            store::put_user(txn, &u)?;
+            Ok(u)
+        })
+        .await?)
+}
+
+pub async fn delete_user(store: &Store, name: &str) -> Result<(), ApiError> {
+    let name = name.to_string();
+    store
+        .write(move |txn| {
+            let u = store::user_by_name_w(txn, &name)?.ok_or(StoreError::NotFound("user"))?;
+            if is_last_admin(txn, &u)? {
+                return Err(last_admin_error());
+            }
+            store::delete_user(txn, &name)?;
+            Ok(())
+        })
+        .await
+        .map_err(map_last_admin)
+}
+
+/// Parses a role name from the API or CLI.
+pub fn parse_role(s: &str) -> Result<Role, ApiError> {
+    match s {
+        "admin" => Ok(Role::Admin),
+        "user" => Ok(Role::User),
+        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_role", format!("unknown role {s:?}: use \"admin\" or \"user\""))),
+    }
+}

@@ -1,0 +1,337 @@
+//! `bedrud run`: opens the store, binds the API, starts (embedded) or probes (external) LiveKit,
+//! tells systemd the truth at every step, reloads on SIGHUP, and stops everything in order.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, Loaded};
+use crate::control;
+use crate::http::serve::{serve, Tls};
+use crate::http::{self, AppState, SharedState};
+use crate::livekit::status::{LivekitState, LivekitStatus, Mode, StatusRx};
+use crate::livekit::supervisor::{self, LaunchParams, SupervisorHandle};
+use crate::livekit::{reconciler, ApiKeys};
+use crate::store::{self, Store};
+use crate::systemd::{self, Notifier};
+
+/// A startup failure: the message says what to fix. `code` is the process exit status.
+#[derive(Debug)]
+pub struct Fatal {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Fatal {
+    fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 1 }
+    }
+}
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The LiveKit key pair: configured, or (embedded mode) generated once and kept in the store.
+pub async fn api_keys(config: &Config, store: &Store) -> Result<ApiKeys, Fatal> {
+    if let (Some(key), Some(secret)) = (&config.livekit.api_key, &config.livekit.api_secret) {
+        return Ok(ApiKeys { key: key.clone(), secret: secret.clone() });
+    }
+    let mut raw = [0u8; 36];
+    rand::rng().fill_bytes(&mut raw);
+    // 36 random bytes are 48 base64 characters.
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let mut k = [0u8; 6];
+    rand::rng().fill_bytes(&mut k);
+    let key = format!("API{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k).replace(['-', '_'], "x"));
+    let (key, secret) = store
+        .write(move |txn| {
+            let key = store::meta_put_once(txn, "livekit_api_key", &key)?;
+            let secret = store::meta_put_once(txn, "livekit_api_secret", &secret)?;
+            Ok((key, secret))
+        })
+        .await
+        .map_err(|e| Fatal::new(format!("cannot store generated LiveKit keys: {e}")))?;
+    Ok(ApiKeys { key, secret })
+}
+
+/// Where LiveKit should send webhooks: the API on loopback (or the bound address).
+fn webhook_url(bound: SocketAddr, tls: bool) -> String {
+    let host = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}/api/livekit/webhook", SocketAddr::new(host, bound.port()))
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, Fatal> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            Fatal::new(format!("port {} on {} is already in use ({key}); stop the other process or set {key}", addr.port(), addr.ip()))
+        } else {
+            Fatal::new(format!("cannot listen on {addr} ({key}): {e}"))
+        }
+    })
+}
+
+/// One line for `systemctl status`.
+fn status_line(cfg: &Config, api: SocketAddr, lk: &LivekitStatus) -> String {
+    let version = lk.version.as_deref().unwrap_or("");
+    let node = lk.node_ip.as_deref().map(|n| format!(", node_ip {n}")).unwrap_or_default();
+    let mode = match lk.mode {
+        Mode::Embedded => format!("livekit {version} {}", lk.state),
+        Mode::External => format!("external livekit {} {}", cfg.livekit_internal_url(), lk.state),
+    };
+    format!("serving {}:{}; {mode}{node}", if api.ip().is_unspecified() { String::new() } else { api.ip().to_string() }, api.port())
+}
+
+/// Runs until SIGTERM/SIGINT. Everything that can fail at startup fails before READY=1.
+pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
+    let notify = Notifier::from_env();
+    let started = Instant::now();
+    let file = loaded.file.clone();
+    let config = Arc::new(loaded.config);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "built-in defaults".into()), "bedrud starting");
+    notify.status("opening database");
+
+    let db_path = config.database_path();
+    let store = Store::open(&db_path).map_err(|e| Fatal::new(e.to_string()))?;
+    tracing::info!(path = %db_path.display(), "database open");
+    let keys = api_keys(&config, &store).await?;
+
+    let shutdown = CancellationToken::new();
+    let mode = if config.livekit.is_external() { Mode::External } else { Mode::Embedded };
+    let (status_tx, status_rx) = watch::channel(LivekitStatus::new(mode));
+
+    // API listener first: LiveKit's webhook needs its address.
+    let ip: IpAddr = config.server.bind.parse().map_err(|_| Fatal::new("server.bind is not an IP address"))?;
+    let listener = bind(SocketAddr::new(ip, config.server.port), "server.port").await?;
+    let api_addr = listener.local_addr().map_err(|e| Fatal::new(e.to_string()))?;
+    let tls = match &config.server.tls {
+        Some(t) if config.server.tls_enabled() => {
+            let (cert, key) = (t.cert_file.clone().unwrap_or_default(), t.key_file.clone().unwrap_or_default());
+            Some(Tls::load(&cert, &key).map_err(|e| Fatal::new(format!("server.tls: {e}")))?)
+        }
+        _ => None,
+    };
+    let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone()));
+    let app = http::router(state.clone());
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(serve(listener, tls.clone(), app.clone(), shutdown.clone())));
+    // With TLS on the API, LiveKit's webhook client would reject a certificate issued for a DNS
+    // name when calling 127.0.0.1, so webhooks get a plain listener bound to loopback only.
+    let hook_url = if tls.is_some() {
+        let internal = bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), "internal webhook listener").await?;
+        let addr = internal.local_addr().map_err(|e| Fatal::new(e.to_string()))?;
+        tasks.push(tokio::spawn(serve(internal, None, app.clone(), shutdown.clone())));
+        webhook_url(addr, false)
+    } else {
+        webhook_url(api_addr, false)
+    };
+    tracing::info!(address = %api_addr, tls = tls.is_some(), "API listening");
+
+    let sock = control::socket_path(&db_path);
+    match control::serve(&sock, store.clone(), shutdown.clone()) {
+        Ok(t) => tasks.push(t),
+        Err(e) => tracing::warn!(path = %sock.display(), error = %e, "control socket unavailable; the CLI cannot reach this daemon"),
+    }
+
+    // LiveKit.
+    let params = |c: Arc<Config>| LaunchParams::new(c, keys.clone(), hook_url.clone());
+    let mut supervisor: Option<SupervisorHandle> = None;
+    match mode {
+        Mode::Embedded => {
+            notify.status("starting livekit-server");
+            let handle = match supervisor::start(params(config.clone()), status_tx.clone(), shutdown.clone()).await {
+                Ok(h) => h,
+                Err(e) => {
+                    shutdown.cancel();
+                    return Err(Fatal::new(format!("LiveKit cannot start: {e}")));
+                }
+            };
+            supervisor = Some(handle);
+            if let Err(e) = wait_livekit_ready(&notify, status_rx.clone(), &config).await {
+                if let Some(h) = supervisor.take() {
+                    h.stop().await;
+                }
+                shutdown.cancel();
+                return Err(e);
+            }
+        }
+        Mode::External => {
+            tasks.push(supervisor::spawn_external_probe(config.clone(), status_tx.clone(), shutdown.clone()));
+        }
+    }
+    tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, shutdown.clone()));
+    tasks.push(spawn_maintenance(store.clone(), shutdown.clone()));
+
+    let lk = status_rx.borrow().clone();
+    let line = status_line(&config, api_addr, &lk);
+    notify.ready(&line);
+    tracing::info!(ready_ms = started.elapsed().as_millis() as u64, livekit = %lk.state, "bedrud ready: {line}");
+
+    main_loop(MainLoop { notify, state: state.clone(), status_rx, supervisor: &supervisor, tls: &tls, file, api_addr, params: &params }).await;
+
+    notify.stopping("stopping");
+    tracing::info!("stopping");
+    shutdown.cancel();
+    if let Some(h) = supervisor {
+        h.stop().await;
+    }
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+    }
+    let _ = status_tx.send_modify(|s| s.state = LivekitState::Stopped);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for the first start of the child, keeping systemd's start timeout extended.
+async fn wait_livekit_ready(notify: &Notifier, mut rx: StatusRx, config: &Config) -> Result<(), Fatal> {
+    let deadline = config.livekit.start_timeout + Duration::from_secs(5);
+    let start = Instant::now();
+    loop {
+        let s = rx.borrow_and_update().clone();
+        match s.state {
+            LivekitState::Ready => return Ok(()),
+            LivekitState::Failed { error } => return Err(Fatal::new(format!("LiveKit failed to start: {error}"))),
+            _ => {}
+        }
+        if start.elapsed() > deadline {
+            return Err(Fatal::new(format!(
+                "LiveKit did not become ready within {:?} (livekit.startTimeout)",
+                config.livekit.start_timeout
+            )));
+        }
+        notify.extend_timeout(Duration::from_secs(10));
+        let _ = tokio::time::timeout(Duration::from_secs(2), rx.changed()).await;
+    }
+}
+
+struct MainLoop<'a, P: Fn(Arc<Config>) -> LaunchParams> {
+    notify: Notifier,
+    state: SharedState,
+    status_rx: StatusRx,
+    supervisor: &'a Option<SupervisorHandle>,
+    tls: &'a Option<Tls>,
+    file: Option<PathBuf>,
+    api_addr: SocketAddr,
+    params: &'a P,
+}
+
+async fn main_loop<P: Fn(Arc<Config>) -> LaunchParams>(mut m: MainLoop<'_, P>) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let watchdog = systemd::watchdog_period();
+    let mut wd = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut last_line = String::new();
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM received"); return; }
+            _ = int.recv() => { tracing::info!("SIGINT received"); return; }
+            _ = hup.recv() => reload(&m).await,
+            _ = wd.tick() => if watchdog.is_some() { m.notify.watchdog() },
+            changed = m.status_rx.changed() => {
+                if changed.is_err() { continue; }
+                let lk = m.status_rx.borrow_and_update().clone();
+                let line = status_line(&m.state.config(), m.api_addr, &lk);
+                if line != last_line {
+                    m.notify.status(&line);
+                    last_line = line;
+                }
+            }
+        }
+    }
+}
+
+/// SIGHUP: re-read and validate the config; keep the old one if the new one is bad.
+async fn reload<P: Fn(Arc<Config>) -> LaunchParams>(m: &MainLoop<'_, P>) {
+    m.notify.reloading();
+    tracing::info!("SIGHUP: reloading configuration");
+    let outcome = match config::load(m.file.as_deref()) {
+        Err(e) => Err(format!("new configuration rejected, keeping the previous one: {e}")),
+        Ok(l) => apply_reload(m, l).await,
+    };
+    let lk = m.status_rx.borrow().clone();
+    let base = status_line(&m.state.config(), m.api_addr, &lk);
+    match outcome {
+        Ok(note) => {
+            tracing::info!("configuration reloaded{note}");
+            m.notify.ready(&format!("{base}; reloaded{note}"));
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            m.notify.ready(&format!("{base}; reload rejected: {}", e.lines().next().unwrap_or("")));
+        }
+    }
+}
+
+async fn apply_reload<P: Fn(Arc<Config>) -> LaunchParams>(m: &MainLoop<'_, P>, l: Loaded) -> Result<String, String> {
+    for w in &l.warnings {
+        tracing::warn!("{w}");
+    }
+    let old = m.state.config();
+    let new = Arc::new(l.config);
+    let mut notes = Vec::new();
+    if new.server.port != old.server.port || new.server.bind != old.server.bind || new.database.path != old.database.path {
+        notes.push("server.port, server.bind and database.path take effect at the next restart");
+    }
+    if new.livekit.api_key != old.livekit.api_key || new.livekit.api_secret != old.livekit.api_secret || new.livekit.is_external() != old.livekit.is_external() {
+        notes.push("LiveKit keys and mode take effect at the next restart");
+    }
+    if let (Some(tls), Some(t)) = (m.tls, new.server.tls.as_ref()) {
+        if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
+            tls.reload(c, k).map_err(|e| format!("new TLS certificate rejected, keeping the previous configuration: {e}"))?;
+        }
+    }
+    if let Some(sup) = m.supervisor {
+        match sup.reload((m.params)(new.clone())).await {
+            Ok(true) => notes.push("livekit-server restarted with the new configuration"),
+            Ok(false) => {}
+            Err(e) => return Err(format!("new LiveKit configuration rejected, keeping the previous one: {e}")),
+        }
+    }
+    m.state.set_config(new);
+    Ok(if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) })
+}
+
+/// Hourly: drop expired sessions and old webhook bookkeeping.
+fn spawn_maintenance(store: Store, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = store::now_ms();
+            let r = store
+                .write(move |txn| Ok(store::sessions_prune(txn, now)? + store::prune_webhook_state(txn, now.saturating_sub(86_400_000))?))
+                .await;
+            match r {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "pruned expired sessions and old webhook records"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "maintenance failed"),
+            }
+        }
+    })
+}

@@ -1,0 +1,131 @@
+//! `/api/admin/*`: user management and the operator's view of LiveKit, rooms and participants.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{AdminUser, Json};
+use super::SharedState;
+use crate::accounts;
+use crate::error::ApiError;
+use crate::store::{self, Role, StoreError};
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/api/admin/users", get(list_users).post(create_user))
+        .route("/api/admin/users/{name}", put(update_user).delete(delete_user))
+        .route("/api/admin/overview", get(overview))
+        .route("/api/admin/rooms", get(rooms))
+        .route("/api/admin/rooms/{name}/participants", get(room_participants))
+}
+
+async fn list_users(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(json!({ "users": accounts::list_users(&st.store).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    password: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn create_user(State(st): State<SharedState>, _: AdminUser, Json(u): Json<NewUser>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let role = match u.role.as_deref() {
+        Some(r) => accounts::parse_role(r)?,
+        None => Role::User,
+    };
+    let user = accounts::create_user(&st.store, &u.username, &u.password, role).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({ "user": user }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    role: Option<String>,
+    disabled: Option<bool>,
+}
+
+async fn update_user(State(st): State<SharedState>, _: AdminUser, Path(name): Path<String>, Json(p): Json<UserPatch>) -> Result<axum::Json<Value>, ApiError> {
+    let role = p.role.as_deref().map(accounts::parse_role).transpose()?;
+    if role.is_none() && p.disabled.is_none() {
+        return Err(ApiError::bad_request("invalid_request", "nothing to change: send role and/or disabled"));
+    }
+    let user = accounts::update_user(&st.store, &name, role, p.disabled).await?;
+    Ok(axum::Json(json!({ "user": user })))
+}
+
+async fn delete_user(State(st): State<SharedState>, _: AdminUser, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    accounts::delete_user(&st.store, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn overview(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Value>, ApiError> {
+    let lk = st.livekit.borrow().clone();
+    let (users, rooms, live) = st
+        .store
+        .read(|txn| Ok((store::count_users(txn)?, store::count_rooms(txn)?, store::live_all(txn)?)))
+        .await?;
+    let live_rooms: std::collections::BTreeSet<&str> = live.iter().map(|(r, _)| r.as_str()).collect();
+    let last_seen = st.webhook_last_seen.load(Ordering::Relaxed);
+    Ok(axum::Json(json!({
+        "livekit": {
+            "mode": lk.mode,
+            "version": lk.version,
+            "state": lk.state.to_string(),
+            "ready": lk.is_ready(),
+            "restarts": lk.restarts,
+            "lastError": lk.last_error,
+            "nodeIp": lk.node_ip,
+            "pid": lk.pid,
+        },
+        "webhook": {
+            "lastSeen": (last_seen > 0).then_some(last_seen),
+            "applied": st.webhooks_applied.load(Ordering::Relaxed),
+        },
+        "liveRooms": live_rooms.len(),
+        "liveParticipants": live.len(),
+        "users": users,
+        "rooms": rooms,
+    })))
+}
+
+async fn rooms(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Value>, ApiError> {
+    let (rooms, live) = st
+        .store
+        .read(|txn| Ok((store::rooms_page(txn, None, usize::MAX)?, store::live_all(txn)?)))
+        .await?;
+    let mut counts = std::collections::HashMap::<&str, u32>::new();
+    for (r, _) in &live {
+        *counts.entry(r.as_str()).or_default() += 1;
+    }
+    let list: Vec<Value> = rooms
+        .iter()
+        .map(|r| json!({
+            "name": r.name,
+            "ownerId": r.owner_id,
+            "createdAt": r.created_at,
+            "settings": r.settings,
+            "liveParticipants": counts.get(r.name.as_str()).copied().unwrap_or(0),
+        }))
+        .collect();
+    Ok(axum::Json(json!({ "rooms": list })))
+}
+
+async fn room_participants(State(st): State<SharedState>, _: AdminUser, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+    let (live, history) = st
+        .store
+        .read(move |txn| {
+            store::room_get(txn, &name)?.ok_or(StoreError::NotFound("room"))?;
+            Ok((store::live_in_room(txn, &name)?, store::history_for_room(txn, &name, 100)?))
+        })
+        .await?;
+    Ok(axum::Json(json!({ "participants": live, "history": history })))
+}

@@ -1,0 +1,54 @@
+//! `/api/health` (the process answers) and `/api/ready` (it can do its job: store open and
+//! LiveKit healthy), each with a JSON body that says what is not ready.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::SharedState;
+use crate::store;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new().route("/api/health", get(health)).route("/api/ready", get(ready))
+}
+
+async fn health() -> axum::Json<Value> {
+    axum::Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Value>) {
+    let store_ok = st.store.read(|txn| store::meta_get(txn, "schema_version")).await;
+    let lk = st.livekit.borrow().clone();
+    let last_seen = st.webhook_last_seen.load(std::sync::atomic::Ordering::Relaxed);
+    let mut not_ready = Vec::new();
+    if let Err(e) = &store_ok {
+        not_ready.push(format!("store: {e}"));
+    }
+    if !lk.is_ready() {
+        not_ready.push(format!("livekit: {}", lk.state));
+    }
+    let webhook = if last_seen > 0 {
+        json!({ "lastSeen": last_seen })
+    } else {
+        json!({ "lastSeen": null, "note": "no webhook seen yet; for an external LiveKit see `bedrud livekit webhook-config`" })
+    };
+    let status = if not_ready.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        axum::Json(json!({
+            "ready": not_ready.is_empty(),
+            "store": if store_ok.is_ok() { "ok" } else { "error" },
+            "livekit": {
+                "mode": lk.mode,
+                "state": lk.state.to_string(),
+                "version": lk.version,
+                "restarts": lk.restarts,
+                "lastError": lk.last_error,
+            },
+            "webhook": webhook,
+            "notReady": not_ready,
+        })),
+    )
+}

@@ -1,0 +1,106 @@
+//! The HTTP API: one router merged from one module per area, served over TCP (optionally TLS)
+//! with header and request time limits, body limits, and graceful shutdown.
+
+mod admin;
+mod auth;
+mod extract;
+mod health;
+mod rooms;
+pub mod serve;
+mod webhook;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::auth::LoginLimiter;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::livekit::client::RoomClient;
+use crate::livekit::status::StatusRx;
+use crate::livekit::ApiKeys;
+use crate::store::Store;
+
+pub use extract::{ClientAddr, Json};
+
+/// Everything a handler may need. Shared behind an `Arc`.
+pub struct AppState {
+    config: RwLock<Arc<Config>>,
+    pub store: Store,
+    pub keys: ApiKeys,
+    pub limiter: LoginLimiter,
+    pub livekit: StatusRx,
+    pub client: RoomClient,
+    /// Unix ms of the last valid webhook (0 = none yet).
+    pub webhook_last_seen: AtomicU64,
+    pub webhooks_applied: AtomicU64,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx) -> Self {
+        let client = RoomClient::new(&config.livekit_internal_url(), keys.clone(), config.livekit.skip_tls_verify);
+        Self {
+            limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
+            config: RwLock::new(config),
+            store,
+            keys,
+            livekit,
+            client,
+            webhook_last_seen: AtomicU64::new(0),
+            webhooks_applied: AtomicU64::new(0),
+        }
+    }
+
+    /// The current configuration (replaced on reload).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_config(&self, c: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = c;
+    }
+}
+
+/// Largest webhook body accepted (LiveKit's events carry room and participant info).
+pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The whole API.
+pub fn router(state: SharedState) -> Router {
+    let cfg = state.config();
+    let timeout = cfg.server.request_timeout;
+    Router::new()
+        .merge(health::routes())
+        .merge(auth::routes())
+        .merge(admin::routes())
+        .merge(rooms::routes())
+        .layer(DefaultBodyLimit::max(cfg.server.body_limit))
+        // The webhook gets its own, larger body limit.
+        .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(timeout, request_timeout))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+}
+
+async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response(),
+    }
+}

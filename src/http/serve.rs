@@ -1,0 +1,139 @@
+//! The accept loop: plain TCP or TLS (rustls, certificate reloadable on SIGHUP), HTTP/1.1 with a
+//! header read timeout, the peer address passed to handlers, graceful shutdown that lets
+//! requests in flight finish.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::extract::ClientAddr;
+
+/// How long a client may take to send its request headers, and a TLS handshake.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long in-flight requests get to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS acceptor that a reload can swap.
+#[derive(Clone)]
+pub struct Tls(Arc<RwLock<TlsAcceptor>>);
+
+impl Tls {
+    pub fn load(cert: &Path, key: &Path) -> Result<Tls, String> {
+        Ok(Tls(Arc::new(RwLock::new(acceptor(cert, key)?))))
+    }
+
+    /// Re-reads certificate and key; on error the old ones stay.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), String> {
+        let a = acceptor(cert, key)?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = a;
+        Ok(())
+    }
+
+    fn current(&self) -> TlsAcceptor {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad certificate in {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate found in {}", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not match or are unsupported: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Serves `app` on `listener` until `shutdown`, then drains.
+pub async fn serve(listener: TcpListener, tls: Option<Tls>, app: Router, shutdown: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        match &tls {
+            None => spawn_conn(&graceful, stream, peer, app),
+            Some(tls) => {
+                let acceptor = tls.current();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            let conn = http1(s, peer, app);
+                            let _ = watcher.watch(conn).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections were still open after {DRAIN_TIMEOUT:?}; closing them");
+    }
+}
+
+fn spawn_conn<S>(graceful: &GracefulShutdown, stream: S, peer: SocketAddr, app: Router)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = graceful.watch(http1(stream, peer, app));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+}
+
+fn http1<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: Router,
+) -> hyper::server::conn::http1::Connection<TokioIo<S>, impl hyper::service::Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible, Future = impl Send> + Send>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ClientAddr(Some(peer)));
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc)
+}

@@ -1,0 +1,52 @@
+//! `POST /api/livekit/webhook`: verified, parsed, applied durably, then answered. LiveKit
+//! retries on 5xx, so a failure to store answers 503 and a replay is harmless.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::SharedState;
+use crate::error::ApiError;
+use crate::livekit::webhook::{self, Applied};
+use crate::store::now_ms;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new().route("/api/livekit/webhook", post(receive))
+}
+
+async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<Value>, ApiError> {
+    let ctype = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ctype.split(';').next().unwrap_or("").trim();
+    if mime != "application/webhook+json" && mime != "application/json" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "webhooks are application/webhook+json",
+        ));
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if let Err(r) = webhook::verify(&st.keys, auth, &body) {
+        tracing::warn!(reason = %r, code = r.code(), "rejected LiveKit webhook");
+        return Err(ApiError::unauthorized(format!("webhook rejected: {r}")).with_code(r.code()));
+    }
+    let event = webhook::parse(&body).map_err(|m| {
+        tracing::warn!(error = %m, "signed LiveKit webhook with a malformed body");
+        ApiError::bad_request("invalid_event", m)
+    })?;
+    st.webhook_last_seen.store(now_ms(), Ordering::Relaxed);
+    let (id, kind) = (event.id.clone(), event.event.clone());
+    let room = event.room.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+    let outcome = st.store.write(move |txn| webhook::apply(txn, &event)).await?;
+    if outcome == Applied::Applied {
+        st.webhooks_applied.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(event = %kind, id = %id, room = %room, "webhook applied");
+    } else {
+        tracing::debug!(event = %kind, id = %id, "webhook replay ignored");
+    }
+    Ok(axum::Json(json!({ "ok": true, "duplicate": outcome == Applied::Duplicate })))
+}

@@ -1,0 +1,247 @@
+//! Finding the `livekit-server` executable and asking it for its version.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::livekit::supervisor::{SupervisorError, Tried};
+
+/// Where the bedrud package installs its own livekit-server.
+pub const PACKAGED_PATH: &str = "/usr/lib/bedrud/livekit-server";
+/// Environment variable naming the executable (also read by the config as `livekit.binary`).
+pub const ENV_BINARY: &str = "BEDRUD_LIVEKIT_BINARY";
+/// File name looked for on `PATH`.
+pub const BINARY_NAME: &str = "livekit-server";
+
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A livekit-server release, as printed by `livekit-server --version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl Version {
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
+        Self { major, minor, patch }
+    }
+
+    /// Parses `1.13.5`, `v1.13.5`, `1.13.5-rc1` or the whole `livekit-server version 1.13.5` line.
+    pub fn parse(text: &str) -> Option<Self> {
+        let word = text.split_whitespace().last()?;
+        let word = word.strip_prefix('v').unwrap_or(word);
+        // Pre-release or build suffixes (`-rc1`, `+dirty`) do not change the key set.
+        let core = word.split(['-', '+']).next()?;
+        let mut parts = core.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next().map_or(Some(0), |p| p.parse().ok())?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Self { major, minor, patch })
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl FromStr for Version {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| format!("not a livekit-server version: {s:?}"))
+    }
+}
+
+/// Finds livekit-server: `livekit.binary`, then `$BEDRUD_LIVEKIT_BINARY`, then the packaged
+/// `/usr/lib/bedrud/livekit-server`, then `livekit-server` on `PATH`.
+pub fn find(config: &Config) -> Result<PathBuf, SupervisorError> {
+    find_in(
+        config.livekit.binary.as_deref(),
+        std::env::var_os(ENV_BINARY),
+        Path::new(PACKAGED_PATH),
+        std::env::var_os("PATH"),
+    )
+}
+
+/// [`find`] with every input explicit, for tests.
+pub fn find_in(
+    configured: Option<&Path>,
+    env: Option<OsString>,
+    packaged: &Path,
+    path_var: Option<OsString>,
+) -> Result<PathBuf, SupervisorError> {
+    let mut tried = Vec::new();
+    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
+    if let Some(p) = configured {
+        candidates.push(("livekit.binary".into(), p.to_path_buf()));
+    }
+    if let Some(p) = env.filter(|p| !p.is_empty()) {
+        candidates.push((format!("${ENV_BINARY}"), PathBuf::from(p)));
+    }
+    candidates.push(("bedrud package".into(), packaged.to_path_buf()));
+    for (place, path) in candidates {
+        match check_executable(&path) {
+            Ok(()) => {
+                if !tried.is_empty() {
+                    tracing::warn!(
+                        "using {} ({place}); skipped: {}",
+                        path.display(),
+                        tried.iter().map(Tried::to_string).collect::<Vec<_>>().join("; ")
+                    );
+                }
+                return Ok(path);
+            }
+            Err(problem) => tried.push(Tried { place, path: Some(path), problem }),
+        }
+    }
+
+    let dirs: Vec<PathBuf> = path_var
+        .as_ref()
+        .map(|p| std::env::split_paths(p).filter(|d| !d.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    let mut path_problems = Vec::new();
+    for dir in &dirs {
+        let candidate = dir.join(BINARY_NAME);
+        match check_executable(&candidate) {
+            Ok(()) => {
+                if !tried.is_empty() {
+                    tracing::warn!(
+                        "using {} (PATH); skipped: {}",
+                        candidate.display(),
+                        tried.iter().map(Tried::to_string).collect::<Vec<_>>().join("; ")
+                    );
+                }
+                return Ok(candidate);
+            }
+            // A directory without the file is the normal case on PATH; only report odd ones.
+            Err(problem) if problem != "missing" => {
+                path_problems.push(format!("{}: {problem}", candidate.display()))
+            }
+            Err(_) => {}
+        }
+    }
+    let problem = if dirs.is_empty() {
+        "PATH is empty".to_string()
+    } else if path_problems.is_empty() {
+        format!(
+            "missing in every PATH directory ({})",
+            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")
+        )
+    } else {
+        path_problems.join(", ")
+    };
+    tried.push(Tried { place: format!("{BINARY_NAME} on PATH"), path: None, problem });
+    Err(SupervisorError::BinaryNotFound { tried })
+}
+
+/// `Ok` when `path` is a regular file this process may execute; else why not.
+fn check_executable(path: &Path) -> Result<(), String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("missing".into()),
+        Err(e) => return Err(format!("cannot be read: {e}")),
+    };
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!("not executable (mode {:o})", meta.permissions().mode() & 0o777));
+    }
+    if let Err(e) = nix::unistd::access(path, nix::unistd::AccessFlags::X_OK) {
+        return Err(format!("not executable by this user ({e})"));
+    }
+    Ok(())
+}
+
+/// Runs `livekit-server --version` (at most 10 s) and parses its answer.
+pub async fn version(path: &Path) -> Result<Version, SupervisorError> {
+    let err = |message: String| SupervisorError::Version { path: path.to_path_buf(), message };
+    let mut cmd = tokio::process::Command::new(path);
+    cmd.arg("--version")
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(p) = std::env::var_os("PATH") {
+        cmd.env("PATH", p);
+    }
+    let out = match tokio::time::timeout(VERSION_TIMEOUT, cmd.output()).await {
+        Err(_) => return Err(err(format!("no answer within {}s", VERSION_TIMEOUT.as_secs()))),
+        Ok(Err(e)) => return Err(err(format!("cannot run it: {e}"))),
+        Ok(Ok(out)) => out,
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.contains("version"))
+        .find_map(Version::parse)
+        .ok_or_else(|| {
+            let said = format!("{}{}", stdout.trim(), stderr.trim());
+            let said: String = said.chars().take(300).collect();
+            err(format!("unexpected answer ({}): {said:?}", out.status))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(Version::parse("livekit-server version 1.13.5"), Some(Version::new(1, 13, 5)));
+        assert_eq!(Version::parse("v1.9.12"), Some(Version::new(1, 9, 12)));
+        assert_eq!(Version::parse("1.10.0-rc1"), Some(Version::new(1, 10, 0)));
+        assert_eq!(Version::parse("1.8"), Some(Version::new(1, 8, 0)));
+        assert_eq!(Version::parse("version x"), None);
+        assert!(Version::new(1, 9, 12) < Version::new(1, 10, 0));
+        assert!(Version::new(1, 13, 5) > Version::new(1, 13, 2));
+        assert_eq!(Version::new(1, 13, 5).to_string(), "1.13.5");
+    }
+
+    #[test]
+    fn find_lists_every_place() {
+        let d = tempfile::tempdir().unwrap();
+        let not_exec = d.path().join("livekit-server");
+        std::fs::write(&not_exec, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&not_exec, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = find_in(
+            Some(Path::new("/nonexistent/lk")),
+            Some("/nonexistent/env-lk".into()),
+            Path::new("/nonexistent/usr/lib/bedrud/livekit-server"),
+            Some(d.path().as_os_str().to_owned()),
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        for needle in [
+            "livekit.binary",
+            "/nonexistent/lk",
+            "$BEDRUD_LIVEKIT_BINARY",
+            "/nonexistent/env-lk",
+            "/nonexistent/usr/lib/bedrud/livekit-server",
+            "not executable",
+            "PATH",
+            "scripts/install-livekit",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+        }
+        std::fs::set_permissions(&not_exec, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let found =
+            find_in(None, None, Path::new("/nonexistent/x"), Some(d.path().as_os_str().to_owned()))
+                .unwrap();
+        assert_eq!(found, not_exec);
+    }
+}

@@ -1,0 +1,192 @@
+//! LiveKit's RoomService over Twirp (protobuf on HTTP POST), signed per call with a short-lived
+//! admin token. Our own client so TLS follows `livekit.skipTLSVerify` and errors map cleanly.
+
+use std::time::Duration;
+
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use livekit_protocol as proto;
+use prost::Message;
+
+use super::ApiKeys;
+
+/// What can go wrong talking to LiveKit.
+#[derive(Debug, thiserror::Error)]
+pub enum LivekitError {
+    /// No connection, timeout, or a 5xx: LiveKit is not there to answer.
+    #[error("LiveKit is unreachable at {url}: {message}")]
+    Unavailable { url: String, message: String },
+    /// LiveKit answered with a Twirp error (`not_found`, `permission_denied`, ...).
+    #[error("LiveKit refused {method}: {code}: {message}")]
+    Twirp { method: &'static str, code: String, message: String, status: u16 },
+    #[error("cannot sign LiveKit request: {0}")]
+    Token(String),
+    #[error("unexpected answer from LiveKit for {method}: {message}")]
+    Protocol { method: &'static str, message: String },
+}
+
+#[derive(Clone)]
+pub struct RoomClient {
+    http: reqwest::Client,
+    base: String,
+    keys: ApiKeys,
+}
+
+impl RoomClient {
+    /// `base` is LiveKit's HTTP URL (`livekit.internalHost`).
+    pub fn new(base: &str, keys: ApiKeys, skip_tls_verify: bool) -> Self {
+        Self {
+            http: super::http::client(skip_tls_verify, Duration::from_secs(10)),
+            base: base.trim_end_matches('/').to_string(),
+            keys,
+        }
+    }
+
+    fn token(&self, grants: VideoGrants) -> Result<String, LivekitError> {
+        AccessToken::with_api_key(&self.keys.key, &self.keys.secret)
+            .with_ttl(Duration::from_secs(120))
+            .with_grants(grants)
+            .to_jwt()
+            .map_err(|e| LivekitError::Token(e.to_string()))
+    }
+
+    async fn call<Req: Message, Resp: Message + Default>(
+        &self,
+        method: &'static str,
+        req: Req,
+        grants: VideoGrants,
+    ) -> Result<Resp, LivekitError> {
+        let url = format!("{}/twirp/livekit.RoomService/{method}", self.base);
+        let token = self.token(grants)?;
+        let resp = self
+            .http
+            .post(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/protobuf")
+            .body(req.encode_to_vec())
+            .send()
+            .await
+            .map_err(|e| LivekitError::Unavailable { url: self.base.clone(), message: error_chain(&e) })?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| LivekitError::Unavailable { url: self.base.clone(), message: error_chain(&e) })?;
+        if status.is_success() {
+            return Resp::decode(body.as_ref())
+                .map_err(|e| LivekitError::Protocol { method, message: e.to_string() });
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct TwirpError {
+            #[serde(default)]
+            code: String,
+            #[serde(default)]
+            msg: String,
+        }
+        let err: TwirpError = serde_json::from_slice(&body).unwrap_or_default();
+        if status.is_server_error() && err.code.is_empty() {
+            return Err(LivekitError::Unavailable {
+                url: self.base.clone(),
+                message: format!("HTTP {status}"),
+            });
+        }
+        Err(LivekitError::Twirp {
+            method,
+            code: if err.code.is_empty() { status.as_str().to_string() } else { err.code },
+            message: if err.msg.is_empty() { String::from_utf8_lossy(&body).trim().to_string() } else { err.msg },
+            status: status.as_u16(),
+        })
+    }
+
+    fn admin(room: &str) -> VideoGrants {
+        VideoGrants { room_admin: true, room: room.to_string(), ..Default::default() }
+    }
+
+    pub async fn list_rooms(&self) -> Result<Vec<proto::Room>, LivekitError> {
+        let grants = VideoGrants { room_list: true, ..Default::default() };
+        let r: proto::ListRoomsResponse = self.call("ListRooms", proto::ListRoomsRequest::default(), grants).await?;
+        Ok(r.rooms)
+    }
+
+    pub async fn list_participants(&self, room: &str) -> Result<Vec<proto::ParticipantInfo>, LivekitError> {
+        let req = proto::ListParticipantsRequest { room: room.to_string() };
+        let r: proto::ListParticipantsResponse = self.call("ListParticipants", req, Self::admin(room)).await?;
+        Ok(r.participants)
+    }
+
+    pub async fn get_participant(&self, room: &str, identity: &str) -> Result<proto::ParticipantInfo, LivekitError> {
+        let req = proto::RoomParticipantIdentity { room: room.into(), identity: identity.into(), ..Default::default() };
+        self.call("GetParticipant", req, Self::admin(room)).await
+    }
+
+    pub async fn remove_participant(&self, room: &str, identity: &str) -> Result<(), LivekitError> {
+        let req = proto::RoomParticipantIdentity { room: room.into(), identity: identity.into(), ..Default::default() };
+        let _: proto::RemoveParticipantResponse = self.call("RemoveParticipant", req, Self::admin(room)).await?;
+        Ok(())
+    }
+
+    pub async fn mute_published_track(
+        &self,
+        room: &str,
+        identity: &str,
+        track_sid: &str,
+        muted: bool,
+    ) -> Result<Option<proto::TrackInfo>, LivekitError> {
+        let req = proto::MuteRoomTrackRequest {
+            room: room.into(),
+            identity: identity.into(),
+            track_sid: track_sid.into(),
+            muted,
+        };
+        let r: proto::MuteRoomTrackResponse = self.call("MutePublishedTrack", req, Self::admin(room)).await?;
+        Ok(r.track)
+    }
+
+    pub async fn update_permission(
+        &self,
+        room: &str,
+        identity: &str,
+        permission: proto::ParticipantPermission,
+    ) -> Result<proto::ParticipantInfo, LivekitError> {
+        let req = proto::UpdateParticipantRequest {
+            room: room.into(),
+            identity: identity.into(),
+            permission: Some(permission),
+            ..Default::default()
+        };
+        self.call("UpdateParticipant", req, Self::admin(room)).await
+    }
+}
+
+/// The error with its causes, since reqwest's top-level message alone is vague.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Our name of a track source (as used in the API and in tokens).
+pub fn source_name(source: i32) -> &'static str {
+    match proto::TrackSource::try_from(source) {
+        Ok(proto::TrackSource::Camera) => "camera",
+        Ok(proto::TrackSource::Microphone) => "microphone",
+        Ok(proto::TrackSource::ScreenShare) => "screen_share",
+        Ok(proto::TrackSource::ScreenShareAudio) => "screen_share_audio",
+        _ => "unknown",
+    }
+}
+
+/// The protobuf value of a source name, if it is one.
+pub fn source_value(name: &str) -> Option<proto::TrackSource> {
+    Some(match name {
+        "camera" => proto::TrackSource::Camera,
+        "microphone" => proto::TrackSource::Microphone,
+        "screen_share" => proto::TrackSource::ScreenShare,
+        "screen_share_audio" => proto::TrackSource::ScreenShareAudio,
+        _ => return None,
+    })
+}

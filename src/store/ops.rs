@@ -1,0 +1,490 @@
+//! Typed operations over transactions. Write operations check everything before they change
+//! anything, so a refused write leaves its transaction untouched.
+
+use redb::{ReadTransaction, ReadableMultimapTable, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::model::*;
+use super::*;
+
+// ---- meta ---------------------------------------------------------------------------------
+
+pub fn meta_get(txn: &ReadTransaction, key: &str) -> Result<Option<String>, StoreError> {
+    let t = txn.open_table(META)?;
+    let v = t.get(key)?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
+    Ok(v)
+}
+
+pub fn meta_put(txn: &WriteTransaction, key: &str, value: &str) -> Result<(), StoreError> {
+    txn.open_table(META)?.insert(key, value.as_bytes())?;
+    Ok(())
+}
+
+/// Stores `value` under `key` unless a value is already there; returns the one kept.
+pub fn meta_put_once(txn: &WriteTransaction, key: &str, value: &str) -> Result<String, StoreError> {
+    let mut t = txn.open_table(META)?;
+    if let Some(v) = t.get(key)? {
+        return Ok(String::from_utf8_lossy(v.value()).into_owned());
+    }
+    t.insert(key, value.as_bytes())?;
+    Ok(value.to_string())
+}
+
+// ---- users --------------------------------------------------------------------------------
+
+pub fn user_by_id(txn: &ReadTransaction, id: &str) -> Result<Option<User>, StoreError> {
+    get_json(&txn.open_table(USERS)?, id)
+}
+
+pub fn user_by_name(txn: &ReadTransaction, name: &str) -> Result<Option<User>, StoreError> {
+    let Some(id) = txn.open_table(USERNAMES)?.get(name)?.map(|v| v.value().to_string()) else {
+        return Ok(None);
+    };
+    user_by_id(txn, &id)
+}
+
+pub fn list_users(txn: &ReadTransaction) -> Result<Vec<User>, StoreError> {
+    let names = txn.open_table(USERNAMES)?;
+    let users = txn.open_table(USERS)?;
+    let mut out = Vec::new();
+    for row in names.iter()? {
+        let (_, id) = row?;
+        if let Some(u) = get_json::<User>(&users, id.value())? {
+            out.push(u);
+        }
+    }
+    Ok(out)
+}
+
+pub fn count_users(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    Ok(txn.open_table(USERS)?.len()?)
+}
+
+/// Inserts a new user; `Conflict` when the name is taken.
+pub fn insert_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    let mut names = txn.open_table(USERNAMES)?;
+    if names.get(user.username.as_str())?.is_some() {
+        return Err(StoreError::Conflict(format!("user {} already exists", user.username)));
+    }
+    names.insert(user.username.as_str(), user.id.as_str())?;
+    txn.open_table(USERS)?.insert(user.id.as_str(), encode(user)?.as_slice())?;
+    Ok(())
+}
+
+/// Reads a user by name inside a write transaction.
+pub fn user_by_name_w(txn: &WriteTransaction, name: &str) -> Result<Option<User>, StoreError> {
+    let Some(id) = txn.open_table(USERNAMES)?.get(name)?.map(|v| v.value().to_string()) else {
+        return Ok(None);
+    };
+    get_json(&txn.open_table(USERS)?, &id)
+}
+
+pub fn user_by_id_w(txn: &WriteTransaction, id: &str) -> Result<Option<User>, StoreError> {
+    get_json(&txn.open_table(USERS)?, id)
+}
+
+pub fn put_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    txn.open_table(USERS)?.insert(user.id.as_str(), encode(user)?.as_slice())?;
+    Ok(())
+}
+
+/// Deletes a user and every room moderation entry naming them.
+pub fn delete_user(txn: &WriteTransaction, name: &str) -> Result<User, StoreError> {
+    let user = user_by_name_w(txn, name)?.ok_or(StoreError::NotFound("user"))?;
+    txn.open_table(USERNAMES)?.remove(name)?;
+    txn.open_table(USERS)?.remove(user.id.as_str())?;
+    let mut mods = txn.open_multimap_table(MODERATORS)?;
+    let rooms: Vec<String> = {
+        let mut v = Vec::new();
+        for row in mods.iter()? {
+            let (room, ids) = row?;
+            for id in ids {
+                if id?.value() == user.id {
+                    v.push(room.value().to_string());
+                }
+            }
+        }
+        v
+    };
+    for r in rooms {
+        mods.remove(r.as_str(), user.id.as_str())?;
+    }
+    Ok(user)
+}
+
+// ---- sessions -----------------------------------------------------------------------------
+
+pub fn session_get(txn: &ReadTransaction, token_hash: &str) -> Result<Option<Session>, StoreError> {
+    get_json(&txn.open_table(SESSIONS)?, token_hash)
+}
+
+pub fn session_put(txn: &WriteTransaction, token_hash: &str, s: &Session) -> Result<(), StoreError> {
+    txn.open_table(SESSIONS)?.insert(token_hash, encode(s)?.as_slice())?;
+    Ok(())
+}
+
+pub fn session_delete(txn: &WriteTransaction, token_hash: &str) -> Result<bool, StoreError> {
+    Ok(txn.open_table(SESSIONS)?.remove(token_hash)?.is_some())
+}
+
+/// Removes sessions past their expiry; returns how many.
+pub fn sessions_prune(txn: &WriteTransaction, now: u64) -> Result<usize, StoreError> {
+    let mut t = txn.open_table(SESSIONS)?;
+    let mut dead = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        let s: Session = decode(v.value())?;
+        if s.expires_at <= now {
+            dead.push(k.value().to_string());
+        }
+    }
+    for k in &dead {
+        t.remove(k.as_str())?;
+    }
+    Ok(dead.len())
+}
+
+// ---- rooms --------------------------------------------------------------------------------
+
+pub fn room_get(txn: &ReadTransaction, name: &str) -> Result<Option<Room>, StoreError> {
+    get_json(&txn.open_table(ROOMS)?, name)
+}
+
+pub fn room_get_w(txn: &WriteTransaction, name: &str) -> Result<Option<Room>, StoreError> {
+    get_json(&txn.open_table(ROOMS)?, name)
+}
+
+pub fn room_insert(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
+    let mut t = txn.open_table(ROOMS)?;
+    if t.get(room.name.as_str())?.is_some() {
+        return Err(StoreError::Conflict(format!("room {} already exists", room.name)));
+    }
+    t.insert(room.name.as_str(), encode(room)?.as_slice())?;
+    Ok(())
+}
+
+pub fn room_put(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
+    txn.open_table(ROOMS)?.insert(room.name.as_str(), encode(room)?.as_slice())?;
+    Ok(())
+}
+
+/// Deletes a room with its moderators. Live presence and history stay as records.
+pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
+    if txn.open_table(ROOMS)?.remove(name)?.is_none() {
+        return Err(StoreError::NotFound("room"));
+    }
+    txn.open_multimap_table(MODERATORS)?.remove_all(name)?;
+    Ok(())
+}
+
+/// Rooms in name order, starting after `after`, at most `limit`.
+pub fn rooms_page(txn: &ReadTransaction, after: Option<&str>, limit: usize) -> Result<Vec<Room>, StoreError> {
+    let t = txn.open_table(ROOMS)?;
+    let mut out = Vec::new();
+    let iter = match after {
+        Some(a) => t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
+        None => t.range::<&str>(..)?,
+    };
+    for row in iter {
+        if out.len() >= limit {
+            break;
+        }
+        let (_, v) = row?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// Rooms matching `keep`, in name order after `after`, at most `limit` (for filtered listings).
+pub fn rooms_filtered(
+    txn: &ReadTransaction,
+    after: Option<&str>,
+    limit: usize,
+    mut keep: impl FnMut(&Room) -> bool,
+) -> Result<Vec<Room>, StoreError> {
+    let t = txn.open_table(ROOMS)?;
+    let iter = match after {
+        Some(a) => t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
+        None => t.range::<&str>(..)?,
+    };
+    let mut out = Vec::new();
+    for row in iter {
+        let (_, v) = row?;
+        let r: Room = decode(v.value())?;
+        if keep(&r) {
+            out.push(r);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn count_rooms(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    Ok(txn.open_table(ROOMS)?.len()?)
+}
+
+pub fn moderators(txn: &ReadTransaction, room: &str) -> Result<Vec<String>, StoreError> {
+    let t = txn.open_multimap_table(MODERATORS)?;
+    let mut out = Vec::new();
+    for id in t.get(room)? {
+        out.push(id?.value().to_string());
+    }
+    Ok(out)
+}
+
+pub fn is_moderator(txn: &ReadTransaction, room: &str, user_id: &str) -> Result<bool, StoreError> {
+    let t = txn.open_multimap_table(MODERATORS)?;
+    for id in t.get(room)? {
+        if id?.value() == user_id {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+pub fn moderator_add(txn: &WriteTransaction, room: &str, user_id: &str) -> Result<bool, StoreError> {
+    Ok(!txn.open_multimap_table(MODERATORS)?.insert(room, user_id)?)
+}
+
+pub fn moderator_remove(txn: &WriteTransaction, room: &str, user_id: &str) -> Result<bool, StoreError> {
+    Ok(txn.open_multimap_table(MODERATORS)?.remove(room, user_id)?)
+}
+
+// ---- live participants and history --------------------------------------------------------
+
+pub fn live_in_room(txn: &ReadTransaction, room: &str) -> Result<Vec<LiveParticipant>, StoreError> {
+    let t = txn.open_table(LIVE)?;
+    let mut out = Vec::new();
+    for row in t.range((room, "")..)? {
+        let (k, v) = row?;
+        if k.value().0 != room {
+            break;
+        }
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// Live participants of a room, not counting `except` (a participant re-joining).
+pub fn live_count(txn: &ReadTransaction, room: &str, except: &str) -> Result<u32, StoreError> {
+    let t = txn.open_table(LIVE)?;
+    let mut n = 0;
+    for row in t.range((room, "")..)? {
+        let (k, _) = row?;
+        let (r, identity) = k.value();
+        if r != room {
+            break;
+        }
+        if identity != except {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Every live participant: (room, participant).
+pub fn live_all(txn: &ReadTransaction) -> Result<Vec<(String, LiveParticipant)>, StoreError> {
+    let t = txn.open_table(LIVE)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        out.push((k.value().0.to_string(), decode(v.value())?));
+    }
+    Ok(out)
+}
+
+pub fn live_get_w(txn: &WriteTransaction, room: &str, identity: &str) -> Result<Option<LiveParticipant>, StoreError> {
+    let t = txn.open_table(LIVE)?;
+    let v = t.get((room, identity))?;
+    match v {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub fn live_put(txn: &WriteTransaction, room: &str, p: &LiveParticipant) -> Result<(), StoreError> {
+    txn.open_table(LIVE)?.insert((room, p.identity.as_str()), encode(p)?.as_slice())?;
+    Ok(())
+}
+
+/// Records a participant as present, opening a history row.
+pub fn participant_join(
+    txn: &WriteTransaction,
+    room: &str,
+    identity: &str,
+    sid: &str,
+    name: &str,
+    joined_at: u64,
+    event_at: u64,
+) -> Result<LiveParticipant, StoreError> {
+    if let Some(existing) = live_get_w(txn, room, identity)? {
+        if existing.sid == sid {
+            return Ok(existing);
+        }
+        // A new connection of the same identity replaces the old one.
+        participant_leave(txn, room, identity, joined_at, "replaced")?;
+    }
+    let mut hist = txn.open_table(HISTORY)?;
+    let id = hist.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    let entry = HistoryEntry {
+        id,
+        room: room.to_string(),
+        identity: identity.to_string(),
+        sid: sid.to_string(),
+        name: name.to_string(),
+        joined_at,
+        left_at: None,
+        leave_reason: None,
+    };
+    hist.insert(id, encode(&entry)?.as_slice())?;
+    drop(hist);
+    let p = LiveParticipant {
+        identity: identity.to_string(),
+        sid: sid.to_string(),
+        name: name.to_string(),
+        joined_at,
+        tracks: Vec::new(),
+        history_id: id,
+        last_event_at: event_at,
+    };
+    live_put(txn, room, &p)?;
+    Ok(p)
+}
+
+/// Closes a participant's presence: removed from the live set, history row closed.
+pub fn participant_leave(
+    txn: &WriteTransaction,
+    room: &str,
+    identity: &str,
+    left_at: u64,
+    reason: &str,
+) -> Result<Option<LiveParticipant>, StoreError> {
+    let Some(p) = txn.open_table(LIVE)?.remove((room, identity))?.map(|v| decode::<LiveParticipant>(v.value())) else {
+        return Ok(None);
+    };
+    let p = p?;
+    let mut hist = txn.open_table(HISTORY)?;
+    let row = hist.get(p.history_id)?.map(|v| decode::<HistoryEntry>(v.value()));
+    if let Some(row) = row {
+        let mut row = row?;
+        row.left_at = Some(left_at);
+        row.leave_reason = Some(reason.to_string());
+        hist.insert(p.history_id, encode(&row)?.as_slice())?;
+    }
+    Ok(Some(p))
+}
+
+pub fn history_for_room(txn: &ReadTransaction, room: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+    let t = txn.open_table(HISTORY)?;
+    let mut out = Vec::new();
+    for row in t.iter()?.rev() {
+        let (_, v) = row?;
+        let e: HistoryEntry = decode(v.value())?;
+        if e.room == room {
+            out.push(e);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn count_history(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    Ok(txn.open_table(HISTORY)?.len()?)
+}
+
+// ---- LiveKit room sessions, webhook events, egress ---------------------------------------
+
+pub fn room_session_put(txn: &WriteTransaction, s: &RoomSession) -> Result<(), StoreError> {
+    txn.open_table(LK_ROOMS)?.insert((s.room.as_str(), s.sid.as_str()), encode(s)?.as_slice())?;
+    Ok(())
+}
+
+pub fn room_session_get_w(txn: &WriteTransaction, room: &str, sid: &str) -> Result<Option<RoomSession>, StoreError> {
+    let t = txn.open_table(LK_ROOMS)?;
+    let v = t.get((room, sid))?;
+    match v {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub fn room_sessions(txn: &ReadTransaction, room: &str) -> Result<Vec<RoomSession>, StoreError> {
+    let t = txn.open_table(LK_ROOMS)?;
+    let mut out = Vec::new();
+    for row in t.range((room, "")..)? {
+        let (k, v) = row?;
+        if k.value().0 != room {
+            break;
+        }
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// Marks an event id as applied; false if it was applied before.
+pub fn event_mark(txn: &WriteTransaction, id: &str, at: u64) -> Result<bool, StoreError> {
+    let mut t = txn.open_table(EVENTS)?;
+    if t.get(id)?.is_some() {
+        return Ok(false);
+    }
+    t.insert(id, at)?;
+    Ok(true)
+}
+
+pub fn event_seen(txn: &ReadTransaction, id: &str) -> Result<bool, StoreError> {
+    Ok(txn.open_table(EVENTS)?.get(id)?.is_some())
+}
+
+pub fn count_events(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    Ok(txn.open_table(EVENTS)?.len()?)
+}
+
+pub fn egress_put(txn: &WriteTransaction, id: &str, json: &[u8]) -> Result<(), StoreError> {
+    txn.open_table(EGRESS)?.insert(id, json)?;
+    Ok(())
+}
+
+pub fn egress_get(txn: &ReadTransaction, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(txn.open_table(EGRESS)?.get(id)?.map(|v| v.value().to_vec()))
+}
+
+pub fn tombstone_put(txn: &WriteTransaction, key: &str, at: u64) -> Result<(), StoreError> {
+    txn.open_table(TOMBSTONES)?.insert(key, at)?;
+    Ok(())
+}
+
+pub fn tombstone_exists(txn: &WriteTransaction, key: &str) -> Result<bool, StoreError> {
+    Ok(txn.open_table(TOMBSTONES)?.get(key)?.is_some())
+}
+
+/// Forgets webhook ids and tombstones recorded before `before` (LiveKit never delivers an
+/// event older than 30 s, so a day is ample). Returns how many rows went.
+pub fn prune_webhook_state(txn: &WriteTransaction, before: u64) -> Result<usize, StoreError> {
+    let mut n = 0;
+    let mut events = txn.open_table(EVENTS)?;
+    let old: Vec<String> = events
+        .iter()?
+        .filter_map(|r| r.ok())
+        .filter(|(_, v)| v.value() < before)
+        .map(|(k, _)| k.value().to_string())
+        .collect();
+    for k in &old {
+        events.remove(k.as_str())?;
+    }
+    n += old.len();
+    drop(events);
+    let mut tomb = txn.open_table(TOMBSTONES)?;
+    let old: Vec<String> = tomb
+        .iter()?
+        .filter_map(|r| r.ok())
+        .filter(|(_, v)| v.value() < before)
+        .map(|(k, _)| k.value().to_string())
+        .collect();
+    for k in &old {
+        tomb.remove(k.as_str())?;
+    }
+    Ok(n + old.len())
+}

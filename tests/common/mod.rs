@@ -1,0 +1,108 @@
+//! Shared test support: the real livekit-server and Python client from the project's own
+//! install scripts, free loopback ports, and bounded waiting.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs one of the project's setup scripts and returns the path it prints last.
+fn script_path(script: &str, arg: Option<&str>) -> PathBuf {
+    let mut cmd = Command::new(repo_root().join("scripts").join(script));
+    if let Some(a) = arg {
+        cmd.arg(a);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run scripts/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(text.lines().last().unwrap_or("").trim())
+}
+
+/// The pinned livekit-server (`BEDRUD_TEST_LIVEKIT`, else built by `scripts/install-livekit`).
+pub fn livekit_binary() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_LIVEKIT") {
+        Some(p) => PathBuf::from(p),
+        None => script_path("install-livekit", None),
+    })
+    .clone()
+}
+
+/// The older livekit-server of the compatibility matrix (v1.9.x).
+pub fn livekit_binary_old() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_LIVEKIT_OLD") {
+        Some(p) => PathBuf::from(p),
+        None => script_path("install-livekit", Some("v1.9.12")),
+    })
+    .clone()
+}
+
+/// Python interpreter with the pinned `livekit` SDK (`scripts/setup-test-env`).
+pub fn python() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => script_path("setup-test-env", None),
+    })
+    .clone()
+}
+
+pub fn participant_script() -> PathBuf {
+    repo_root().join("tests/py/participant.py")
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago (and its UDP twin is checked too).
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() && port < 60000 {
+            return port;
+        }
+    }
+    panic!("no free port found on 127.0.0.1");
+}
+
+/// Waits until `f` returns `Some`, checking every 50 ms, for at most `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Process ids of every running process whose executable is `exe`.
+pub fn pids_of(exe: &Path) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(target) = std::fs::read_link(e.path().join("exe")) {
+            if target == exe {
+                // Zombies keep their exe link only while alive; check state.
+                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                if !stat.contains(") Z ") {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out
+}
