@@ -244,7 +244,13 @@ async fn command(cmd: Command, loaded: &Loaded) -> Result<(), String> {
                 (Some(k), Some(s)) => ApiKeys { key: k.clone(), secret: s.clone() },
                 _ => match backend(&cfg.database_path())? {
                     Backend::Local(store) => daemon::api_keys(cfg, &store).await.map_err(|e| e.message)?,
-                    Backend::Daemon(_) => ApiKeys { key: "<generated, in the database>".into(), secret: "<generated, in the database>".into() },
+                    Backend::Daemon(sock) => {
+                        let v = remote(&sock, "GET", "/v1/livekit/keys", None).await?;
+                        ApiKeys {
+                            key: v["key"].as_str().unwrap_or_default().to_string(),
+                            secret: v["secret"].as_str().unwrap_or_default().to_string(),
+                        }
+                    }
                 },
             };
             let version = match binary::find(cfg) {

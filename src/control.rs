@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts;
 use crate::error::ApiError;
 use crate::http::Json;
+use crate::livekit::ApiKeys;
 use crate::rooms;
 use crate::store::{Role, Store};
 
@@ -45,14 +46,32 @@ pub struct UserPatch {
     pub admin: Option<bool>,
 }
 
-fn router(store: Store) -> Router {
+#[derive(Clone)]
+struct Ctl {
+    store: Store,
+    keys: ApiKeys,
+}
+
+impl axum::extract::FromRef<Ctl> for Store {
+    fn from_ref(c: &Ctl) -> Store {
+        c.store.clone()
+    }
+}
+
+fn router(store: Store, keys: ApiKeys) -> Router {
     Router::new()
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{name}", put(update_user).delete(delete_user))
         .route("/v1/users/{name}/password", put(set_password))
         .route("/v1/rooms", get(list_rooms))
         .route("/v1/rooms/{name}", get(show_room))
-        .with_state(store)
+        .route("/v1/livekit/keys", get(livekit_keys))
+        .with_state(Ctl { store, keys })
+}
+
+/// The LiveKit key pair in use (for `bedrud livekit print-config` while the daemon runs).
+async fn livekit_keys(State(c): State<Ctl>) -> axum::Json<Value> {
+    axum::Json(json!({ "key": c.keys.key, "secret": c.keys.secret }))
 }
 
 async fn list_users(State(s): State<Store>) -> Result<axum::Json<Value>, ApiError> {
@@ -89,7 +108,7 @@ async fn show_room(State(s): State<Store>, UrlPath(name): UrlPath<String>) -> Re
 }
 
 /// Binds the socket (replacing a stale one) and serves it until `shutdown`.
-pub fn serve(path: &Path, store: Store, shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn serve(path: &Path, store: Store, keys: ApiKeys, shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
         // Only a daemon holding the database lock gets here, so a socket left behind is stale.
@@ -97,7 +116,7 @@ pub fn serve(path: &Path, store: Store, shutdown: CancellationToken) -> std::io:
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let app = router(store);
+    let app = router(store, keys);
     let owned = path.to_path_buf();
     Ok(tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());

@@ -146,7 +146,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     tracing::info!(address = %api_addr, tls = tls.is_some(), "API listening");
 
     let sock = control::socket_path(&db_path);
-    match control::serve(&sock, store.clone(), shutdown.clone()) {
+    match control::serve(&sock, store.clone(), keys.clone(), shutdown.clone()) {
         Ok(t) => tasks.push(t),
         Err(e) => tracing::warn!(path = %sock.display(), error = %e, "control socket unavailable; the CLI cannot reach this daemon"),
     }

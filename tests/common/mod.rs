@@ -2,6 +2,9 @@
 //! install scripts, free loopback ports, and bounded waiting.
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod participant;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,416 @@
+//! The foundation through the real binary: config errors, accounts and sessions, rooms, join
+//! tokens, JSON errors, the CLI beside a running daemon. LiveKit is the real livekit-server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::daemon::{cli, jwt_claims, Daemon, Opts, API_KEY, API_SECRET, BIN};
+use serde_json::json;
+
+fn daemon() -> Daemon {
+    Daemon::start(Opts::default())
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn config_errors_exit_2_with_file_line_key_and_hint() {
+    let d = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        ("unknown.yaml", "server:\n  port: 9000\nlivekit:\n  apiSecrte: x\n", vec!["unknown.yaml:4", "livekit.apiSecrte", "unknown key", "did you mean `livekit.apiSecret`"]),
+        ("unknown.toml", "[server]\nprot = 9000\n", vec!["unknown.toml:2", "server.prot", "server.port"]),
+        ("type.yaml", "server:\n  port: many\n", vec!["type.yaml:2", "server.port", "invalid"]),
+        ("malformed.yaml", "server:\n\tport: 1\n", vec!["malformed.yaml:2", "malformed YAML"]),
+        ("malformed.toml", "[server\nport = 1\n", vec!["malformed.toml:1", "malformed TOML"]),
+        ("port0.yaml", "server:\n  port: 0\n", vec!["port0.yaml:2", "server.port", "invalid value 0"]),
+        ("wsurl.yaml", "livekit:\n  host: https://lk.example.com\n", vec!["wsurl.yaml:2", "livekit.host", "ws:// or wss://"]),
+        ("short.yaml", "livekit:\n  apiKey: k\n  apiSecret: tooshort\n", vec!["short.yaml:3", "livekit.apiSecret", "too short", "at least 32"]),
+        ("contra.yaml", "livekit:\n  external: true\n  embedded: true\n", vec!["livekit.embedded", "contradicts"]),
+        ("format.ini", "x=1\n", vec!["config.yaml, config.yml or config.toml"]),
+    ];
+    for (name, text, expect) in cases {
+        let p = write(d.path(), name, text);
+        for args in [vec!["config", "check"], vec!["run"]] {
+            let (code, out, err) = cli(&p, &args, None);
+            assert_eq!(code, 2, "{name} {args:?}: exit {code}, {out} {err}");
+            for e in &expect {
+                assert!(err.contains(e), "{name} {args:?}: {e:?} not in:\n{err}");
+            }
+        }
+    }
+    // A valid file prints the effective config with the secret redacted.
+    let p = write(d.path(), "ok.yaml", &format!("livekit:\n  apiKey: {API_KEY}\n  apiSecret: {API_SECRET}\n"));
+    let (code, out, err) = cli(&p, &["config", "check"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("apiKey: APItestkey") && out.contains("<redacted>") && !out.contains(API_SECRET), "{out}");
+    // Environment overrides take part, and a bad one names the variable.
+    let out = std::process::Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&p)
+        .env("BEDRUD_SERVER_PORT", "nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BEDRUD_SERVER_PORT"));
+}
+
+#[test]
+fn bad_config_starts_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let p = write(d.path(), "c.yaml", &format!("server:\n  port: {port}\n  bind: 127.0.0.1\n  hots: x\n"));
+    let (code, _, err) = cli(&p, &["run"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("server.hots") && err.contains("server.host"), "{err}");
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "nothing listens");
+}
+
+#[test]
+fn accounts_sessions_and_revocation() {
+    let d = daemon();
+    let admin = d.admin();
+    let (s, v) = d.get("/api/auth/me", Some(&admin));
+    assert_eq!((s, v["user"]["role"].as_str()), (200, Some("admin")));
+
+    // Registration is closed by default.
+    let (s, v) = d.post("/api/auth/register", None, json!({"username": "eve", "password": "password123"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("registration_closed")));
+
+    // Admin creates a user; wrong password; good password.
+    let (s, _) = d.post("/api/admin/users", Some(&admin), json!({"username": "bob", "password": "bob-password"}));
+    assert_eq!(s, 201);
+    let (s, v) = d.post("/api/admin/users", Some(&admin), json!({"username": "bob", "password": "bob-password"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("user_exists")));
+    let (s, v) = d.post("/api/auth/login", None, json!({"username": "bob", "password": "wrong-password"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (401, Some("invalid_credentials")));
+    let bob = d.login("bob", "bob-password");
+    let bob2 = d.login("bob", "bob-password");
+
+    // Logout ends that session only.
+    assert_eq!(d.api("POST", "/api/auth/logout", Some(&bob), None).0, 204);
+    let (s, v) = d.get("/api/auth/me", Some(&bob));
+    assert_eq!((s, v["error"]["code"].as_str()), (401, Some("invalid_session")));
+    assert_eq!(d.get("/api/auth/me", Some(&bob2)).0, 200);
+
+    // Password change ends every other session and returns a fresh one.
+    let (s, v) = d.api("PUT", "/api/auth/password", Some(&bob2), Some(json!({"currentPassword": "bob-password", "newPassword": "bob-password-2"})));
+    assert_eq!(s, 200, "{v}");
+    let bob3 = v["token"].as_str().unwrap().to_string();
+    assert_eq!(d.get("/api/auth/me", Some(&bob2)).0, 401);
+    assert_eq!(d.get("/api/auth/me", Some(&bob3)).0, 200);
+
+    // Disabling takes effect at once, and login is refused.
+    let (s, _) = d.api("PUT", "/api/admin/users/bob", Some(&admin), Some(json!({"disabled": true})));
+    assert_eq!(s, 200);
+    assert_eq!(d.get("/api/auth/me", Some(&bob3)).0, 401);
+    let (s, v) = d.post("/api/auth/login", None, json!({"username": "bob", "password": "bob-password-2"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("user_disabled")));
+
+    // The only admin cannot be demoted or deleted.
+    let (s, v) = d.api("PUT", "/api/admin/users/admin", Some(&admin), Some(json!({"role": "user"})));
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("last_admin")));
+    assert_eq!(d.api("DELETE", "/api/admin/users/bob", Some(&admin), None).0, 204);
+    let (s, v) = d.get("/api/admin/users", Some(&admin));
+    assert_eq!(s, 200);
+    assert_eq!(v["users"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn failed_logins_are_limited_per_account_and_address() {
+    let d = Daemon::start(Opts { auth: "  maxFailedLogins: 3\n  lockout: 1m\n".into(), ..Default::default() });
+    d.create_user("carol", "carol-password", false);
+    for _ in 0..3 {
+        let (s, _) = d.post("/api/auth/login", None, json!({"username": "carol", "password": "nope-nope"}));
+        assert_eq!(s, 401);
+    }
+    // Now even the right password is refused for a while, with Retry-After.
+    let resp = common::daemon::http_client()
+        .post(d.url("/api/auth/login"))
+        .json(&json!({"username": "carol", "password": "carol-password"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    let v: serde_json::Value = resp.json().unwrap();
+    assert_eq!(v["error"]["code"], "too_many_attempts");
+    // The address is limited too: another account from the same client.
+    let (s, _) = d.post("/api/auth/login", None, json!({"username": "dave", "password": "whatever1"}));
+    assert_eq!(s, 429);
+}
+
+#[test]
+fn registration_when_open() {
+    let d = Daemon::start(Opts { auth: "  registration: true\n".into(), ..Default::default() });
+    let (s, v) = d.post("/api/auth/register", None, json!({"username": "eve", "password": "eve-password"}));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["user"]["role"], "user");
+    let (s, v) = d.post("/api/auth/register", None, json!({"username": "EVE!", "password": "eve-password"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_username")));
+    let (s, v) = d.post("/api/auth/register", None, json!({"username": "frank", "password": "short"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_password")));
+    d.login("eve", "eve-password");
+}
+
+#[test]
+fn rooms_names_settings_moderators_and_listing() {
+    let d = daemon();
+    let admin = d.admin();
+    d.create_user("owner", "owner-password", false);
+    d.create_user("other", "other-password", false);
+    let owner = d.login("owner", "owner-password");
+    let other = d.login("other", "other-password");
+
+    for bad in ["ab", "Upper", "under_score", "sp ace", "list", &"x".repeat(64)] {
+        let (s, v) = d.post("/api/room/create", Some(&owner), json!({"name": bad}));
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_room_name")), "{bad}");
+    }
+    let (s, v) = d.post("/api/room/create", Some(&owner), json!({"name": "weekly-sync", "settings": {"maxParticipants": 5}}));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["room"]["owner"], "owner");
+    assert_eq!(v["room"]["settings"]["maxParticipants"], 5);
+    assert_eq!(v["room"]["settings"]["allowScreenShare"], true);
+    let (s, v) = d.post("/api/room/create", Some(&other), json!({"name": "weekly-sync"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("room_exists")));
+    let (s, _) = d.post("/api/room/create", None, json!({"name": "anon-room"}));
+    assert_eq!(s, 401);
+    let (s, v) = d.post("/api/room/create", Some(&owner), json!({"name": "x-room", "settings": {"bogus": true}}));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_request")));
+
+    // Only owner, moderators and admins change settings.
+    let (s, _) = d.api("PUT", "/api/room/weekly-sync/settings", Some(&other), Some(json!({"public": true})));
+    assert_eq!(s, 403);
+    let (s, v) = d.api("PUT", "/api/room/weekly-sync/settings", Some(&owner), Some(json!({"public": true, "allowChat": false})));
+    assert_eq!(s, 200);
+    assert_eq!((v["room"]["settings"]["public"].as_bool(), v["room"]["settings"]["allowChat"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(v["room"]["settings"]["maxParticipants"], 5, "untouched fields stay");
+    assert_eq!(d.api("POST", "/api/room/weekly-sync/moderators/other", Some(&owner), None).0, 201);
+    let (s, _) = d.api("PUT", "/api/room/weekly-sync/settings", Some(&other), Some(json!({"maxParticipants": 7})));
+    assert_eq!(s, 200, "a moderator manages the room");
+    assert_eq!(d.api("DELETE", "/api/room/weekly-sync/moderators/other", Some(&owner), None).0, 204);
+    assert_eq!(d.api("DELETE", "/api/room/weekly-sync", Some(&other), None).0, 403);
+    assert_eq!(d.api("DELETE", "/api/room/nope-room", Some(&owner), None).0, 404);
+
+    // Pagination over every room for the admin.
+    for i in 0..7 {
+        assert_eq!(d.post("/api/room/create", Some(&admin), json!({"name": format!("page-{i:02}")})).0, 201);
+    }
+    let (mut names, mut after) = (Vec::new(), String::new());
+    for _ in 0..10 {
+        let q = if after.is_empty() { "/api/room/list?limit=3".to_string() } else { format!("/api/room/list?limit=3&after={after}") };
+        let (s, v) = d.get(&q, Some(&admin));
+        assert_eq!(s, 200);
+        for r in v["rooms"].as_array().unwrap() {
+            names.push(r["name"].as_str().unwrap().to_string());
+        }
+        match v["next"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(names.len(), 8, "{names:?}");
+    // A user sees public rooms and their own, not others' private ones.
+    let (_, v) = d.get("/api/room/list", Some(&other));
+    let seen: Vec<&str> = v["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(seen, vec!["weekly-sync"]);
+    assert_eq!(d.api("DELETE", "/api/room/weekly-sync", Some(&owner), None).0, 204);
+    assert_eq!(d.get("/api/room/weekly-sync", Some(&owner)).0, 404);
+}
+
+#[test]
+fn concurrent_creation_of_one_name_yields_one_201() {
+    let d = daemon();
+    let admin = d.admin();
+    let url = d.url("/api/room/create");
+    let handles: Vec<_> = (0..100)
+        .map(|_| {
+            let (url, admin) = (url.clone(), admin.clone());
+            std::thread::spawn(move || {
+                common::daemon::http_client()
+                    .post(url)
+                    .bearer_auth(admin)
+                    .json(&json!({"name": "contended"}))
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 99, "{codes:?}");
+}
+
+#[test]
+fn join_token_claims_follow_role_and_settings() {
+    let d = Daemon::start(Opts { auth: "  guestJoin: true\n".into(), ..Default::default() });
+    let admin = d.admin();
+    d.create_user("owner", "owner-password", false);
+    d.create_user("member", "member-password", false);
+    d.create_user("modr", "modr-password", false);
+    let owner = d.login("owner", "owner-password");
+    let member = d.login("member", "member-password");
+    let modr = d.login("modr", "modr-password");
+    d.post("/api/room/create", Some(&owner), json!({"name": "standup", "settings": {"allowScreenShare": false, "allowChat": false}}));
+    d.api("POST", "/api/room/standup/moderators/modr", Some(&owner), None);
+
+    let verifier = livekit_api::access_token::TokenVerifier::with_api_key(API_KEY, API_SECRET);
+    for (tok, role) in [(&owner, "owner"), (&member, "member"), (&modr, "moderator"), (&admin, "admin")] {
+        let (s, v) = d.post("/api/room/join", Some(tok), json!({"room": "standup"}));
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["url"].as_str().unwrap(), format!("ws://127.0.0.1:{}", d.lk_port));
+        let claims = verifier.verify(v["token"].as_str().unwrap()).expect("token verifies with the key");
+        assert_eq!(claims.iss, API_KEY);
+        assert_eq!(claims.sub, v["identity"].as_str().unwrap());
+        assert_eq!(claims.video.room, "standup");
+        assert!(claims.video.room_join && !claims.video.room_admin && !claims.video.room_create && !claims.video.room_list);
+        assert_eq!(claims.video.can_publish_sources, vec!["microphone", "camera"], "screen share off: absent");
+        assert_eq!(claims.video.can_publish_data, Some(false), "chat off");
+        assert_eq!(claims.video.can_subscribe, Some(true));
+        assert_eq!(claims.video.can_update_own_metadata, Some(role != "member"));
+        assert!(claims.metadata.contains(role), "{role}: {}", claims.metadata);
+        let ttl = claims.exp - claims.nbf;
+        assert!((595..=605).contains(&ttl), "default TTL 10 minutes, got {ttl}");
+    }
+    // The identity is the user's stable id.
+    let (_, me) = d.get("/api/auth/me", Some(&member));
+    let (_, v) = d.post("/api/room/join", Some(&member), json!({"room": "standup", "name": "Mem Ber"}));
+    assert_eq!(v["identity"], me["user"]["id"]);
+    assert_eq!(jwt_claims(v["token"].as_str().unwrap())["name"], "Mem Ber");
+
+    // Audio and video off, screen share on.
+    d.api("PUT", "/api/room/standup/settings", Some(&owner), Some(json!({"allowAudio": false, "allowVideo": false, "allowScreenShare": true})));
+    let (_, v) = d.post("/api/room/join", Some(&member), json!({"room": "standup"}));
+    assert_eq!(jwt_claims(v["token"].as_str().unwrap())["video"]["canPublishSources"], json!(["screen_share"]));
+    d.api("PUT", "/api/room/standup/settings", Some(&owner), Some(json!({"allowScreenShare": false})));
+    let (_, v) = d.post("/api/room/join", Some(&member), json!({"room": "standup"}));
+    assert_eq!(jwt_claims(v["token"].as_str().unwrap())["video"]["canPublish"], false);
+
+    // Guests: only public rooms; the identity stays with the guest token.
+    let (s, v) = d.post("/api/room/join", None, json!({"room": "standup", "name": "Visitor"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")), "guest on a non-public room");
+    d.api("PUT", "/api/room/standup/settings", Some(&owner), Some(json!({"public": true})));
+    let (s, v) = d.post("/api/room/join", None, json!({"room": "standup", "name": "Visitor"}));
+    assert_eq!(s, 200, "{v}");
+    let guest = v["guestToken"].as_str().unwrap().to_string();
+    let identity = v["identity"].as_str().unwrap().to_string();
+    assert!(identity.starts_with("guest-"));
+    let claims = jwt_claims(v["token"].as_str().unwrap());
+    assert_eq!(claims["name"], "Visitor");
+    assert!(claims["metadata"].as_str().unwrap().contains("guest"));
+    let (_, v) = d.post("/api/room/join", Some(&guest), json!({"room": "standup"}));
+    assert_eq!(v["identity"].as_str().unwrap(), identity, "same guest, same identity");
+    // Guests cannot use the account API.
+    assert_eq!(d.get("/api/room/list", Some(&guest)).0, 403);
+
+    // Errors: no room, no session.
+    let (s, v) = d.post("/api/room/join", Some(&member), json!({"room": "no-such-room"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("room_not_found")));
+    let (s, _) = d.post("/api/room/join", Some("not-a-token"), json!({"room": "standup"}));
+    assert_eq!(s, 401);
+}
+
+#[test]
+fn guests_need_guest_join() {
+    let d = daemon();
+    let admin = d.admin();
+    d.post("/api/room/create", Some(&admin), json!({"name": "open-house", "settings": {"public": true}}));
+    let (s, v) = d.post("/api/room/join", None, json!({"room": "open-house"}));
+    assert_eq!((s, v["error"]["code"].as_str()), (401, Some("unauthorized")));
+}
+
+#[test]
+fn errors_are_json_with_stable_codes() {
+    let d = daemon();
+    let admin = d.admin();
+    let (s, v) = d.get("/api/nothing-here", None);
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+    let (s, v) = d.api("DELETE", "/api/auth/login", None, None);
+    assert_eq!((s, v["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    let c = common::daemon::http_client();
+    let r = c.post(d.url("/api/room/create")).bearer_auth(&admin).header("content-type", "application/json").body("{not json").send().unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["error"]["code"], "invalid_json");
+    let r = c.post(d.url("/api/room/create")).bearer_auth(&admin).body("{}").send().unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let big = format!("{{\"name\": \"{}\"}}", "a".repeat(200_000));
+    let r = c.post(d.url("/api/room/create")).bearer_auth(&admin).header("content-type", "application/json").body(big).send().unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["error"]["code"], "payload_too_large");
+    let (s, v) = d.get("/api/health", None);
+    assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
+}
+
+#[test]
+fn cli_works_beside_the_daemon_and_a_second_daemon_is_refused() {
+    let mut d = daemon();
+    d.create_user("root-admin", "admin-password", true);
+    let (code, out, err) = d.cli(&["user", "list"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("root-admin") && out.contains("admin"), "{out}");
+    let (code, _, err) = d.cli(&["user", "create", "x", "--password-stdin"], Some("short"));
+    assert_ne!(code, 0);
+    assert!(err.contains("at least 8"), "{err}");
+    let (code, _, err) = d.cli(&["user", "create", "root-admin", "--password-stdin"], Some("password123"));
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists"), "{err}");
+    let t = d.login("root-admin", "admin-password");
+    d.post("/api/room/create", Some(&t), json!({"name": "cli-room"}));
+    let (code, out, _) = d.cli(&["room", "list"], None);
+    assert!(code == 0 && out.contains("cli-room") && out.contains("root-admin"), "{out}");
+    let (code, out, _) = d.cli(&["room", "show", "cli-room"], None);
+    assert!(code == 0 && out.contains("\"name\": \"cli-room\""), "{out}");
+    let (code, _, _) = d.cli(&["user", "disable", "root-admin"], None);
+    assert_ne!(code, 0, "the last admin cannot be disabled");
+    d.create_user("second", "second-password", false);
+    let (code, _, err) = d.cli(&["user", "passwd", "second", "--password-stdin"], Some("new-password-1"));
+    assert_eq!(code, 0, "{err}");
+    d.login("second", "new-password-1");
+
+    // A second daemon on the same database is refused with a clear message.
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&d.config)
+        .env("BEDRUD_SERVER_PORT", common::free_port().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another process"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // With the daemon stopped the CLI opens the file directly.
+    d.stop();
+    let (code, out, err) = d.cli(&["user", "delete", "second"], None);
+    assert_eq!(code, 0, "{out} {err}");
+    let (_, out, _) = d.cli(&["user", "list"], None);
+    assert!(!out.contains("second"));
+}
+
+#[test]
+fn generated_keys_persist_across_restarts() {
+    let mut d = Daemon::start(Opts { with_keys: false, ..Default::default() });
+    let admin = d.admin();
+    d.post("/api/room/create", Some(&admin), json!({"name": "keys-room"}));
+    let (_, v) = d.post("/api/room/join", Some(&admin), json!({"room": "keys-room"}));
+    let iss1 = jwt_claims(v["token"].as_str().unwrap())["iss"].as_str().unwrap().to_string();
+    let (code, out, _) = d.cli(&["livekit", "print-config"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains(&iss1), "print-config names the generated key: {out}");
+    d.stop();
+    let (code, out, _) = d.cli(&["livekit", "print-config", "--show-secrets"], None);
+    assert_eq!(code, 0);
+    let secret_line = out.lines().find(|l| l.contains(&iss1)).unwrap_or_default().to_string();
+    let secret = secret_line.split(':').nth(1).unwrap_or("").trim().trim_matches('"').to_string();
+    assert_eq!(secret.len(), 48, "48-character generated secret: {secret_line}");
+    d.spawn();
+    d.wait_ready();
+    let admin = d.login("admin", "admin-password");
+    let (_, v) = d.post("/api/room/join", Some(&admin), json!({"room": "keys-room"}));
+    let tok = v["token"].as_str().unwrap();
+    assert_eq!(jwt_claims(tok)["iss"].as_str().unwrap(), iss1, "same key after restart");
+    livekit_api::access_token::TokenVerifier::with_api_key(&iss1, &secret).verify(tok).expect("same secret after restart");
+    std::thread::sleep(Duration::from_millis(10));
+}

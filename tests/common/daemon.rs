@@ -1,0 +1,303 @@
+//! Boots the real `bedrud` binary on free loopback ports with a temporary state directory and
+//! a real livekit-server child, and kills both on drop.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{free_port, livekit_binary, wait_for};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bedrud");
+/// Fixed test key pair (so tests can sign webhooks and check tokens).
+pub const API_KEY: &str = "APItestkey";
+pub const API_SECRET: &str = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// How to start the daemon.
+pub struct Opts {
+    /// YAML appended under the generated config (top-level sections must not repeat ones
+    /// written here: use `server_extra`, `livekit_extra`, `auth` for those).
+    pub server_extra: String,
+    pub livekit_extra: String,
+    pub auth: String,
+    pub with_keys: bool,
+    pub external: Option<(u16, String)>,
+    pub env: Vec<(String, String)>,
+    pub wait_ready: bool,
+    pub livekit_binary: Option<PathBuf>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            server_extra: String::new(),
+            livekit_extra: String::new(),
+            auth: String::new(),
+            with_keys: true,
+            external: None,
+            env: Vec::new(),
+            wait_ready: true,
+            livekit_binary: None,
+        }
+    }
+}
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub lk_port: u16,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    env: Vec<(String, String)>,
+    http: reqwest::blocking::Client,
+}
+
+pub fn http_client() -> reqwest::blocking::Client {
+    // Plain HTTP only, but reqwest wants a TLS provider chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
+impl Daemon {
+    pub fn start(opts: Opts) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let (lk_port, tcp, udp) = (free_port(), free_port(), free_port());
+        let binary = opts.livekit_binary.clone().unwrap_or_else(livekit_binary);
+        let keys = if opts.with_keys { format!("  apiKey: {API_KEY}\n  apiSecret: {API_SECRET}\n") } else { String::new() };
+        let livekit = match &opts.external {
+            Some((p, _)) => format!(
+                "livekit:\n  external: true\n  host: ws://127.0.0.1:{p}\n  internalHost: http://127.0.0.1:{p}\n{keys}{}",
+                opts.livekit_extra
+            ),
+            None => format!(
+                "livekit:\n  binary: {}\n  port: {lk_port}\n  tcpPort: {tcp}\n  udpPort: {udp}\n  nodeIP: 127.0.0.1\n  interfaces: [lo]\n  enableLoopbackCandidate: true\n  stopTimeout: 3s\n{keys}{}",
+                binary.display(),
+                opts.livekit_extra
+            ),
+        };
+        let config = dir.path().join("config.yaml");
+        let text = format!(
+            "server:\n  bind: 127.0.0.1\n  port: {port}\n{}database:\n  path: {}/bedrud.redb\n{livekit}auth:\n{}logging:\n  level: debug,livekit=info\n  format: text\n",
+            opts.server_extra,
+            dir.path().display(),
+            if opts.auth.is_empty() { "  registration: false\n".to_string() } else { opts.auth.clone() },
+        );
+        std::fs::write(&config, text).expect("write config");
+        std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
+        let mut env = opts.env.clone();
+        env.push(("RUNTIME_DIRECTORY".into(), dir.path().join("run").display().to_string()));
+        let mut d = Daemon {
+            child: None,
+            log: dir.path().join("bedrud.log"),
+            dir,
+            port,
+            lk_port: opts.external.as_ref().map(|e| e.0).unwrap_or(lk_port),
+            config,
+            env,
+            http: http_client(),
+        };
+        d.spawn();
+        if opts.wait_ready {
+            d.wait_ready();
+        }
+        d
+    }
+
+    /// Starts the process (again) with the same config and state.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run").arg("--config").arg(&self.config);
+        cmd.env_remove("NOTIFY_SOCKET").env_remove("JOURNAL_STREAM").env_remove("BEDRUD_CONFIG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::null()).stderr(log);
+        self.child = Some(cmd.spawn().expect("spawn bedrud"));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `/api/ready` answers 200 (or panics with the log).
+    pub fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("bedrud exited early ({st}):\n{}", self.log_text());
+                }
+            }
+            if let Ok(r) = self.http.get(self.url("/api/ready")).send() {
+                if r.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            if start.elapsed() > Duration::from_secs(45) {
+                panic!("bedrud not ready after 45 s:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Any request; returns status and JSON body (Null when empty).
+    pub fn api(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(m, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, v)
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.api("GET", path, token, None)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.api("POST", path, token, Some(body))
+    }
+
+    /// Runs the CLI against this daemon's config; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        cli(&self.config, args, stdin)
+    }
+
+    /// Creates a user through the CLI (which talks to the running daemon).
+    pub fn create_user(&self, name: &str, password: &str, admin: bool) {
+        let mut args = vec!["user", "create", name, "--password-stdin"];
+        if admin {
+            args.push("--admin");
+        }
+        let (code, out, err) = self.cli(&args, Some(password));
+        assert_eq!(code, 0, "user create failed: {out} {err}");
+    }
+
+    pub fn login(&self, name: &str, password: &str) -> String {
+        let (s, v) = self.post("/api/auth/login", None, json!({ "username": name, "password": password }));
+        assert_eq!(s, 200, "login {name}: {v}");
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    /// Admin `admin`/`admin-password` plus its token.
+    pub fn admin(&self) -> String {
+        self.create_user("admin", "admin-password", true);
+        self.login("admin", "admin-password")
+    }
+
+    /// SIGTERM and wait (bounded); returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("bedrud did not stop within 30 s after SIGTERM:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The livekit-server child's pid, from the admin overview.
+    pub fn livekit_pid(&self, admin: &str) -> u32 {
+        let (_, v) = self.get("/api/admin/overview", Some(admin));
+        v["livekit"]["pid"].as_u64().unwrap_or(0) as u32
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn cli(config: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--config").arg(config);
+    cmd.env_remove("NOTIFY_SOCKET").env_remove("BEDRUD_CONFIG");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn cli");
+    if let Some(s) = stdin {
+        let mut i = child.stdin.take().expect("stdin");
+        let _ = writeln!(i, "{s}");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("cli output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Decodes a JWT's claims without verifying (the test checks them separately).
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(1).expect("jwt payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64");
+    serde_json::from_slice(&bytes).expect("claims json")
+}
+
+/// Signs an HS256 JWT with `claims` (for webhook tests).
+pub fn sign_jwt(claims: &Value, secret: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = b64(claims.to_string().as_bytes());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(format!("{head}.{body}").as_bytes());
+    format!("{head}.{body}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+/// The Authorization value LiveKit would send for `body`.
+pub fn webhook_auth(body: &str, key: &str, secret: &str, exp_offset: i64) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let sha = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body.as_bytes()));
+    sign_jwt(&json!({ "iss": key, "nbf": now - 5, "exp": now + exp_offset, "sha256": sha }), secret)
+}
+
+/// Waits until `f` is true (bounded).
+pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    wait_for(limit, what, || f().then_some(()))
+}
