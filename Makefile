@@ -9,7 +9,7 @@ CARGO ?= cargo
 LIVEKIT_VERSION ?= v1.13.5
 LIVEKIT_OLD_VERSION ?= v1.9.12
 
-.PHONY: all build release run test test-rust test-appliance bench deb livekit test-env lint clean
+.PHONY: all build release run test test-rust test-nix test-appliance bench deb livekit test-env clean
 
 all: build
 
@@ -41,7 +41,11 @@ test-rust: test-env
 test-appliance: deb
 	scripts/appliance-test
 
-test: test-rust test-appliance
+# This machine has no nixpkgs: check that every Nix file parses.
+test-nix:
+	@for f in flake.nix nix/*.nix; do nix-instantiate --parse "$$f" >/dev/null || exit 1; echo "parsed $$f"; done
+
+test: test-rust test-nix test-appliance
 
 bench: release
 	scripts/bench

@@ -28,6 +28,8 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
     pub wait_ready: bool,
     pub livekit_binary: Option<PathBuf>,
+    /// API port (default: a free one).
+    pub port: Option<u16>,
 }
 
 impl Default for Opts {
@@ -41,6 +43,7 @@ impl Default for Opts {
             env: Vec::new(),
             wait_ready: true,
             livekit_binary: None,
+            port: None,
         }
     }
 }
@@ -69,7 +72,7 @@ pub fn http_client() -> reqwest::blocking::Client {
 impl Daemon {
     pub fn start(opts: Opts) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let (lk_port, tcp, udp) = (free_port(), free_port(), free_port());
         let binary = opts.livekit_binary.clone().unwrap_or_else(livekit_binary);
         let keys = if opts.with_keys { format!("  apiKey: {API_KEY}\n  apiSecret: {API_SECRET}\n") } else { String::new() };
