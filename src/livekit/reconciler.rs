@@ -49,7 +49,7 @@ pub async fn reconcile(client: &RoomClient, store: &Store) -> Result<Repairs, Re
     let repairs = store
         .write(move |txn| {
             let mut r = Repairs::default();
-            let live = live_all_w(txn)?;
+            let live = store::live_all_w(txn)?;
             for (room, p) in &live {
                 let key = (room.clone(), p.identity.clone());
                 match observed.get(&key) {
@@ -89,17 +89,6 @@ pub async fn reconcile(client: &RoomClient, store: &Store) -> Result<Repairs, Re
         })
         .await?;
     Ok(repairs)
-}
-
-fn live_all_w(txn: &redb::WriteTransaction) -> Result<Vec<(String, store::LiveParticipant)>, StoreError> {
-    use redb::ReadableTable;
-    let t = txn.open_table(store::LIVE)?;
-    let mut out = Vec::new();
-    for row in t.iter()? {
-        let (k, v) = row?;
-        out.push((k.value().0.to_string(), store::decode(v.value())?));
-    }
-    Ok(out)
 }
 
 /// Runs passes every `interval` and whenever LiveKit becomes ready again.

@@ -127,7 +127,7 @@ pub fn apply(txn: &WriteTransaction, ev: &proto::WebhookEvent) -> Result<Applied
             if ev.event == "room_finished" {
                 s.finished_at = Some(at);
                 // Everyone still listed in this LiveKit session has gone with it.
-                for p in live_in_room_w(txn, &room.name)? {
+                for p in store::live_in_room_w(txn, &room.name)? {
                     if p.last_event_at <= at {
                         store::participant_leave(txn, &room.name, &p.identity, at, "room_finished")?;
                     }
@@ -194,20 +194,6 @@ pub fn apply(txn: &WriteTransaction, ev: &proto::WebhookEvent) -> Result<Applied
 
 pub fn track_info(t: &proto::TrackInfo) -> TrackInfo {
     TrackInfo { sid: t.sid.clone(), source: source_name(t.source).to_string(), muted: t.muted }
-}
-
-fn live_in_room_w(txn: &WriteTransaction, room: &str) -> Result<Vec<store::LiveParticipant>, StoreError> {
-    use redb::ReadableTable;
-    let t = txn.open_table(store::LIVE)?;
-    let mut out = Vec::new();
-    for row in t.range((room, "")..)? {
-        let (k, v) = row?;
-        if k.value().0 != room {
-            break;
-        }
-        out.push(store::decode(v.value())?);
-    }
-    Ok(out)
 }
 
 fn mark_left(txn: &WriteTransaction, sid: &str, at: u64) -> Result<(), StoreError> {

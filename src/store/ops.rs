@@ -253,8 +253,11 @@ pub fn moderator_remove(txn: &WriteTransaction, room: &str, user_id: &str) -> Re
 
 // ---- live participants and history --------------------------------------------------------
 
-pub fn live_in_room(txn: &ReadTransaction, room: &str) -> Result<Vec<LiveParticipant>, StoreError> {
-    let t = txn.open_table(LIVE)?;
+/// Rows of a `(room, x)`-keyed table whose room is `room`, decoded.
+fn room_rows<T: serde::de::DeserializeOwned>(
+    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    room: &str,
+) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
     for row in t.range((room, "")..)? {
         let (k, v) = row?;
@@ -264,6 +267,26 @@ pub fn live_in_room(txn: &ReadTransaction, room: &str) -> Result<Vec<LivePartici
         out.push(decode(v.value())?);
     }
     Ok(out)
+}
+
+/// Every row of a `(room, x)`-keyed table as (room, value).
+fn all_room_rows<T: serde::de::DeserializeOwned>(
+    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+) -> Result<Vec<(String, T)>, StoreError> {
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        out.push((k.value().0.to_string(), decode(v.value())?));
+    }
+    Ok(out)
+}
+
+pub fn live_in_room(txn: &ReadTransaction, room: &str) -> Result<Vec<LiveParticipant>, StoreError> {
+    room_rows(&txn.open_table(LIVE)?, room)
+}
+
+pub fn live_in_room_w(txn: &WriteTransaction, room: &str) -> Result<Vec<LiveParticipant>, StoreError> {
+    room_rows(&txn.open_table(LIVE)?, room)
 }
 
 /// Live participants of a room, not counting `except` (a participant re-joining).
@@ -285,13 +308,11 @@ pub fn live_count(txn: &ReadTransaction, room: &str, except: &str) -> Result<u32
 
 /// Every live participant: (room, participant).
 pub fn live_all(txn: &ReadTransaction) -> Result<Vec<(String, LiveParticipant)>, StoreError> {
-    let t = txn.open_table(LIVE)?;
-    let mut out = Vec::new();
-    for row in t.iter()? {
-        let (k, v) = row?;
-        out.push((k.value().0.to_string(), decode(v.value())?));
-    }
-    Ok(out)
+    all_room_rows(&txn.open_table(LIVE)?)
+}
+
+pub fn live_all_w(txn: &WriteTransaction) -> Result<Vec<(String, LiveParticipant)>, StoreError> {
+    all_room_rows(&txn.open_table(LIVE)?)
 }
 
 pub fn live_get_w(txn: &WriteTransaction, room: &str, identity: &str) -> Result<Option<LiveParticipant>, StoreError> {
@@ -412,16 +433,7 @@ pub fn room_session_get_w(txn: &WriteTransaction, room: &str, sid: &str) -> Resu
 }
 
 pub fn room_sessions(txn: &ReadTransaction, room: &str) -> Result<Vec<RoomSession>, StoreError> {
-    let t = txn.open_table(LK_ROOMS)?;
-    let mut out = Vec::new();
-    for row in t.range((room, "")..)? {
-        let (k, v) = row?;
-        if k.value().0 != room {
-            break;
-        }
-        out.push(decode(v.value())?);
-    }
-    Ok(out)
+    room_rows(&txn.open_table(LK_ROOMS)?, room)
 }
 
 /// Marks an event id as applied; false if it was applied before.
