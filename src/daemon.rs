@@ -19,7 +19,7 @@ use crate::http::serve::{serve, Tls};
 use crate::http::{self, AppState, SharedState};
 use crate::livekit::status::{LivekitState, LivekitStatus, Mode, StatusRx};
 use crate::livekit::supervisor::{self, LaunchParams, SupervisorHandle};
-use crate::livekit::{reconciler, ApiKeys};
+use crate::livekit::{configgen, reconciler, ApiKeys};
 use crate::store::{self, Store};
 use crate::systemd::{self, Notifier};
 
@@ -65,6 +65,24 @@ pub async fn api_keys(config: &Config, store: &Store) -> Result<ApiKeys, Fatal> 
     Ok(ApiKeys { key, secret })
 }
 
+/// Takes port and (unless configured) the key pair from a static LiveKit config file.
+fn adopt_static(config: &Config, path: &std::path::Path) -> Result<Config, Fatal> {
+    let info = configgen::read_static(path).map_err(|e| Fatal::new(format!("livekit.configPath: {e}")))?;
+    for w in &info.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut c = config.clone();
+    c.livekit.port = info.port;
+    if c.livekit.api_key.is_none() {
+        let (key, secret) = info.keys.first().cloned().ok_or_else(|| {
+            Fatal::new(format!("livekit.configPath {}: no keys in the file; add `keys:` or set livekit.apiKey/apiSecret", path.display()))
+        })?;
+        c.livekit.api_key = Some(key);
+        c.livekit.api_secret = Some(secret);
+    }
+    Ok(c)
+}
+
 /// Where LiveKit should send webhooks: the API on loopback (or the bound address).
 fn webhook_url(bound: SocketAddr, tls: bool) -> String {
     let host = match bound.ip() {
@@ -108,6 +126,12 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "built-in defaults".into()), "bedrud starting");
     notify.status("opening database");
+
+    // A static LiveKit config (livekit.configPath) is authoritative for LiveKit's port and keys.
+    let config = match (&config.livekit.config_path, config.livekit.is_external()) {
+        (Some(path), false) => Arc::new(adopt_static(&config, path)?),
+        _ => config,
+    };
 
     let db_path = config.database_path();
     let store = Store::open(&db_path).map_err(|e| Fatal::new(e.to_string()))?;

@@ -33,7 +33,7 @@ pub fn init(cfg: &LoggingConfig) {
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         "journald" => match tracing_journald::layer() {
-            Ok(layer) => registry.with(layer.with_syslog_identifier("bedrud".into())).init(),
+            Ok(layer) => registry.with(layer.with_syslog_identifier("bedrud".into()).with_field_prefix(None)).init(),
             Err(e) => {
                 registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init();
                 tracing::warn!(error = %e, "journald is not reachable; logging to stderr");

@@ -86,8 +86,9 @@ pub fn find_in(
     if let Some(p) = configured {
         candidates.push(("livekit.binary".into(), p.to_path_buf()));
     }
-    if let Some(p) = env.filter(|p| !p.is_empty()) {
-        candidates.push((format!("${ENV_BINARY}"), PathBuf::from(p)));
+    // The config already maps the variable onto livekit.binary: do not list it twice.
+    if let Some(p) = env.filter(|p| !p.is_empty()).map(PathBuf::from).filter(|p| Some(p.as_path()) != configured) {
+        candidates.push((format!("${ENV_BINARY}"), p));
     }
     candidates.push(("bedrud package".into(), packaged.to_path_buf()));
     for (place, path) in candidates {

@@ -2,9 +2,10 @@
 //! (`livekit.configPath`), and the temporary file the child reads it from.
 //!
 //! livekit-server rejects unknown keys, so only keys the detected version accepts are written.
-//! Verified by starting 1.9.12 and 1.13.5 with every key below; all of them exist from 1.9 on
-//! (`rtc.interfaces` and `rtc.enable_loopback_candidate` are only written from 1.9, the oldest
-//! release tested).
+//! Every key below is accepted by 1.9.12 and 1.13.5 (the tests start both with them; only
+//! `rtc.use_external_ip` is checked against the source instead, as it needs internet STUN).
+//! `rtc.interfaces` and `rtc.enable_loopback_candidate` are only written from 1.9, the oldest
+//! release tested; nothing newer than the 1.5 key set is needed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::OpenOptions;
@@ -72,14 +73,26 @@ pub struct PortUse {
 }
 
 /// The generated YAML and what was noticed while generating it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Generated {
+    /// Contains the API secret: write it only to the 0600 file.
     pub yaml: String,
     pub warnings: Vec<String>,
     /// Ports the child will listen on (checked before it starts).
     pub ports: Vec<PortUse>,
     /// TURN (UDP and TLS) is on.
     pub turn: bool,
+}
+
+impl std::fmt::Debug for Generated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generated")
+            .field("yaml", &format_args!("<{} bytes, with the secret>", self.yaml.len()))
+            .field("warnings", &self.warnings)
+            .field("ports", &self.ports)
+            .field("turn", &self.turn)
+            .finish()
+    }
 }
 
 #[derive(Serialize)]

@@ -38,6 +38,12 @@ use crate::livekit::ApiKeys;
 
 /// Wait after the second SIGTERM (LiveKit's forced stop) before SIGKILL.
 const FORCE_GRACE: Duration = Duration::from_secs(3);
+/// livekit-server ignores a stop signal that arrives before it marks itself running, about
+/// 100 ms after it starts answering `GET /`; the first SIGTERM is held back until this long
+/// after readiness.
+const SETTLE_AFTER_READY: Duration = Duration::from_millis(300);
+/// Grace after SIGTERM for a child that never became ready (it has no participants to drain).
+const NOT_READY_GRACE: Duration = Duration::from_secs(1);
 /// Readiness is polled this often while the child starts.
 const READY_POLL: Duration = Duration::from_millis(100);
 /// Time allowed for the output readers to drain after the child exited.
@@ -47,7 +53,7 @@ const MAX_PENDING: usize = 200;
 const MAX_LINE: usize = 64 * 1024;
 
 /// What [`start`] and [`SupervisorHandle::reload`] need.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LaunchParams {
     pub config: Arc<Config>,
     pub keys: ApiKeys,
@@ -58,6 +64,18 @@ pub struct LaunchParams {
     pub runtime_dir: Option<PathBuf>,
     /// Restart backoff (tests shrink it).
     pub restart_policy: RestartPolicy,
+}
+
+impl fmt::Debug for LaunchParams {
+    // The config holds the API secret; only what identifies the launch is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaunchParams")
+            .field("keys", &self.keys)
+            .field("webhook_url", &self.webhook_url)
+            .field("runtime_dir", &self.runtime_dir)
+            .field("restart_policy", &self.restart_policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LaunchParams {
@@ -166,7 +184,6 @@ struct Shared {
     config_path: Mutex<Option<PathBuf>>,
 }
 
-#[derive(Debug)]
 enum Cmd {
     Reload { plan: Box<Plan>, reply: oneshot::Sender<Result<bool, SupervisorError>> },
 }
@@ -247,7 +264,7 @@ impl Drop for SupervisorHandle {
 }
 
 /// Everything one child is started with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Plan {
     config: Arc<Config>,
     binary: PathBuf,
@@ -260,7 +277,7 @@ struct Plan {
     policy: RestartPolicy,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Body {
     Generated(String),
     Static { path: PathBuf, text: String },
@@ -386,7 +403,7 @@ pub fn check_ports(ports: &[PortUse], ours: &[PortUse]) -> Result<(), Supervisor
 /// A reload waiting for the new child's outcome, with the config to go back to.
 struct PendingReload {
     reply: oneshot::Sender<Result<bool, SupervisorError>>,
-    previous: Option<Plan>,
+    previous: Option<Box<Plan>>,
 }
 
 enum Wake {
@@ -452,7 +469,7 @@ impl Supervisor {
                             if let Some(old) = p.previous {
                                 tracing::error!("the new LiveKit config was rejected, going back to the previous one: {msg}");
                                 let _ = p.reply.send(Err(e));
-                                self.plan = old;
+                                self.plan = *old;
                                 self.set_state(LivekitState::Starting, None);
                                 continue 'outer;
                             }
@@ -486,6 +503,7 @@ impl Supervisor {
             };
 
             let ready_at = Instant::now();
+            run.ready_at = Some(ready_at);
             run.output.mark_ready(run.pid);
             tracing::info!(
                 livekit_pid = run.pid,
@@ -610,7 +628,7 @@ impl Supervisor {
             }
             let old = std::mem::replace(&mut self.plan, *plan);
             // After a failed first start there is no known-good config to go back to.
-            let previous = (!failed).then_some(old);
+            let previous = (!failed).then(|| Box::new(old));
             return Wake::Reloaded(PendingReload { reply, previous });
         }
     }
@@ -676,7 +694,7 @@ impl Supervisor {
             plan.binary.display(),
             config_arg.display()
         );
-        Ok(Running { child, pid, _file: file, output, readers, started: Instant::now(), reaped: false })
+        Ok(Running { child, pid, _file: file, output, readers, started: Instant::now(), ready_at: None, reaped: false })
     }
 
     fn ready_url(&self) -> String {
@@ -797,7 +815,7 @@ impl Supervisor {
                         continue;
                     }
                     let old = std::mem::replace(&mut self.plan, *plan);
-                    return End::Reload(PendingReload { reply, previous: Some(old) });
+                    return End::Reload(PendingReload { reply, previous: Some(Box::new(old)) });
                 }
             }
         }
@@ -805,7 +823,15 @@ impl Supervisor {
 
     /// SIGTERM, grace, second SIGTERM, SIGKILL; reaps the child and removes its config.
     async fn stop_child(&self, mut run: Running) {
-        let grace = self.plan.config.livekit.stop_timeout;
+        let grace = match run.ready_at {
+            Some(at) => {
+                if let Some(rest) = SETTLE_AFTER_READY.checked_sub(at.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
+                self.plan.config.livekit.stop_timeout
+            }
+            None => NOT_READY_GRACE.min(self.plan.config.livekit.stop_timeout),
+        };
         if !run.reaped {
             match run.child.try_wait() {
                 Ok(Some(_)) => run.reaped = true,
@@ -876,6 +902,7 @@ struct Running {
     output: Arc<Output>,
     readers: Vec<JoinHandle<()>>,
     started: Instant,
+    ready_at: Option<Instant>,
     reaped: bool,
 }
 
