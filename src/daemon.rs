@@ -105,14 +105,24 @@ async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener, Fatal> {
 }
 
 /// One line for `systemctl status`.
-fn status_line(cfg: &Config, api: SocketAddr, lk: &LivekitStatus) -> String {
+fn status_line(state: &AppState, api: SocketAddr, lk: &LivekitStatus) -> String {
+    let cfg = state.config();
     let version = lk.version.as_deref().unwrap_or("");
     let node = lk.node_ip.as_deref().map(|n| format!(", node_ip {n}")).unwrap_or_default();
     let mode = match lk.mode {
         Mode::Embedded => format!("livekit {version} {}", lk.state),
-        Mode::External => format!("external livekit {} {}", cfg.livekit_internal_url(), lk.state),
+        Mode::External => {
+            // An external LiveKit must be told where to send webhooks; say so until one arrives.
+            let hook = if state.webhook_last_seen.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                "; webhook: not seen yet (see `bedrud livekit webhook-config`)"
+            } else {
+                ""
+            };
+            format!("external livekit {} {}{hook}", cfg.livekit_internal_url(), lk.state)
+        }
     };
-    format!("serving {}:{}; {mode}{node}", if api.ip().is_unspecified() { String::new() } else { api.ip().to_string() }, api.port())
+    let ip = if api.ip().is_unspecified() { String::new() } else { api.ip().to_string() };
+    format!("serving {ip}:{}; {mode}{node}", api.port())
 }
 
 /// Runs until SIGTERM/SIGINT. Everything that can fail at startup fails before READY=1.
@@ -205,7 +215,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     tasks.push(spawn_maintenance(store.clone(), shutdown.clone()));
 
     let lk = status_rx.borrow().clone();
-    let line = status_line(&config, api_addr, &lk);
+    let line = status_line(&state, api_addr, &lk);
     notify.ready(&line);
     tracing::info!(ready_ms = started.elapsed().as_millis() as u64, livekit = %lk.state, "bedrud ready: {line}");
 
@@ -268,6 +278,7 @@ async fn main_loop<P: Fn(Arc<Config>) -> LaunchParams>(mut m: MainLoop<'_, P>) {
     let watchdog = systemd::watchdog_period();
     let mut wd = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut last_line = String::new();
+    let mut refresh = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM received"); return; }
@@ -276,13 +287,16 @@ async fn main_loop<P: Fn(Arc<Config>) -> LaunchParams>(mut m: MainLoop<'_, P>) {
             _ = wd.tick() => if watchdog.is_some() { m.notify.watchdog() },
             changed = m.status_rx.changed() => {
                 if changed.is_err() { continue; }
-                let lk = m.status_rx.borrow_and_update().clone();
-                let line = status_line(&m.state.config(), m.api_addr, &lk);
-                if line != last_line {
-                    m.notify.status(&line);
-                    last_line = line;
-                }
+                m.status_rx.borrow_and_update();
             }
+            // Some parts of the line (the first webhook) change without a status event.
+            _ = refresh.tick() => {}
+        }
+        let lk = m.status_rx.borrow().clone();
+        let line = status_line(&m.state, m.api_addr, &lk);
+        if line != last_line {
+            m.notify.status(&line);
+            last_line = line;
         }
     }
 }
@@ -296,7 +310,7 @@ async fn reload<P: Fn(Arc<Config>) -> LaunchParams>(m: &MainLoop<'_, P>) {
         Ok(l) => apply_reload(m, l).await,
     };
     let lk = m.status_rx.borrow().clone();
-    let base = status_line(&m.state.config(), m.api_addr, &lk);
+    let base = status_line(&m.state, m.api_addr, &lk);
     match outcome {
         Ok(note) => {
             tracing::info!("configuration reloaded{note}");
