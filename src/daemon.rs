@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rand::RngCore;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -125,10 +125,38 @@ fn status_line(state: &AppState, api: SocketAddr, lk: &LivekitStatus) -> String 
     format!("serving {ip}:{}; {mode}{node}", api.port())
 }
 
+/// SIGTERM, SIGINT and SIGHUP, caught from the start: a stop request while LiveKit starts is
+/// an orderly stop, and a reload request waits for the main loop.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, Fatal> {
+        let get = |k: SignalKind| signal(k).map_err(|e| Fatal::new(format!("cannot install signal handlers: {e}")));
+        Ok(Self { term: get(SignalKind::terminate())?, int: get(SignalKind::interrupt())?, hup: get(SignalKind::hangup())? })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn stop_requested(&mut self) -> &'static str {
+        stop_requested(&mut self.term, &mut self.int).await
+    }
+}
+
+async fn stop_requested(term: &mut Signal, int: &mut Signal) -> &'static str {
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
 /// Runs until SIGTERM/SIGINT. Everything that can fail at startup fails before READY=1.
 pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     let notify = Notifier::from_env();
     let started = Instant::now();
+    let mut signals = Signals::install()?;
     let file = loaded.file.clone();
     let config = Arc::new(loaded.config);
     for w in &loaded.warnings {
@@ -199,12 +227,32 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
                 }
             };
             supervisor = Some(handle);
-            if let Err(e) = wait_livekit_ready(&notify, status_rx.clone(), &config).await {
+            let outcome = tokio::select! {
+                r = wait_livekit_ready(&notify, status_rx.clone(), &config) => r.map(|()| None),
+                sig = signals.stop_requested() => Ok(Some(sig)),
+            };
+            let stop_request = match outcome {
+                Ok(s) => s,
+                Err(e) => {
+                    if let Some(h) = supervisor.take() {
+                        h.stop().await;
+                    }
+                    shutdown.cancel();
+                    return Err(e);
+                }
+            };
+            if let Some(sig) = stop_request {
+                notify.stopping("stopping");
+                tracing::info!("{sig} received while livekit-server was starting; stopping");
+                shutdown.cancel();
                 if let Some(h) = supervisor.take() {
                     h.stop().await;
                 }
-                shutdown.cancel();
-                return Err(e);
+                for t in tasks {
+                    let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+                }
+                tracing::info!("stopped");
+                return Ok(());
             }
         }
         Mode::External => {
@@ -219,7 +267,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     notify.ready(&line);
     tracing::info!(ready_ms = started.elapsed().as_millis() as u64, livekit = %lk.state, "bedrud ready: {line}");
 
-    main_loop(MainLoop { notify, state: state.clone(), status_rx, supervisor: &supervisor, tls: &tls, file, api_addr, params: &params }).await;
+    main_loop(MainLoop { notify, state: state.clone(), status_rx, supervisor: &supervisor, tls: &tls, file, api_addr, params: &params }, signals).await;
 
     notify.stopping("stopping");
     tracing::info!("stopping");
@@ -268,22 +316,28 @@ struct MainLoop<'a, P: Fn(Arc<Config>) -> LaunchParams> {
     params: &'a P,
 }
 
-async fn main_loop<P: Fn(Arc<Config>) -> LaunchParams>(mut m: MainLoop<'_, P>) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+async fn main_loop<P: Fn(Arc<Config>) -> LaunchParams>(mut m: MainLoop<'_, P>, signals: Signals) {
+    let Signals { mut term, mut int, mut hup } = signals;
     let watchdog = systemd::watchdog_period();
     let mut wd = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut last_line = String::new();
     let mut refresh = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM received"); return; }
-            _ = int.recv() => { tracing::info!("SIGINT received"); return; }
-            _ = hup.recv() => reload(&m).await,
+            sig = stop_requested(&mut term, &mut int) => { tracing::info!("{sig} received"); return; }
+            _ = hup.recv() => {
+                // A reload that restarts livekit-server lasts as long as its drain and start:
+                // keep feeding the watchdog meanwhile, and let a stop request end it.
+                let r = reload(&m);
+                tokio::pin!(r);
+                loop {
+                    tokio::select! {
+                        _ = &mut r => break,
+                        _ = wd.tick() => if watchdog.is_some() { m.notify.watchdog() },
+                        sig = stop_requested(&mut term, &mut int) => { tracing::info!("{sig} received during a reload"); return; }
+                    }
+                }
+            }
             _ = wd.tick() => if watchdog.is_some() { m.notify.watchdog() },
             changed = m.status_rx.changed() => {
                 if changed.is_err() { continue; }

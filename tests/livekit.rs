@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::daemon::{eventually, webhook_auth, Daemon, Opts, API_KEY, API_SECRET};
+use common::external::External;
 use common::participant::Participant;
 use serde_json::{json, Value};
 
@@ -186,49 +186,6 @@ fn forged_webhooks_are_refused_and_replays_change_nothing() {
     let bad = "{\"event\": 5}";
     let (s, v) = signed_post(&d, bad, Some(webhook_auth(bad, API_KEY, API_SECRET, 300)));
     assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_event")));
-}
-
-/// A livekit-server run by the test itself (for external mode), with its webhook pointed at
-/// `hook_port`.
-struct External {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl External {
-    fn start(hook_port: u16) -> External {
-        let dir = tempfile::tempdir().unwrap();
-        let (port, tcp, udp) = (common::free_port(), common::free_port(), common::free_port());
-        let cfg = dir.path().join("livekit.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "port: {port}\nbind_addresses: [127.0.0.1]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nkeys:\n  {API_KEY}: {API_SECRET}\nwebhook:\n  api_key: {API_KEY}\n  urls: [\"http://127.0.0.1:{hook_port}/api/livekit/webhook\"]\nlogging:\n  level: warn\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(common::livekit_binary())
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let e = External { child, port, _dir: dir };
-        let http = common::daemon::http_client();
-        eventually(SECS(20), "external livekit healthy", || {
-            http.get(format!("http://127.0.0.1:{port}/")).send().map(|r| r.status().as_u16() == 200).unwrap_or(false)
-        });
-        e
-    }
-}
-
-impl Drop for External {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

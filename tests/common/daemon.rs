@@ -30,6 +30,14 @@ pub struct Opts {
     pub livekit_binary: Option<PathBuf>,
     /// API port (default: a free one).
     pub port: Option<u16>,
+    /// LiveKit's HTTP port, `livekit.port` (default: a free one).
+    pub livekit_port: Option<u16>,
+    /// `logging.format` (default `text`).
+    pub log_format: Option<String>,
+    /// `logging.level` (default `debug,livekit=info`).
+    pub log_level: Option<String>,
+    /// Variables removed from the daemon's environment (after the harness's own removals).
+    pub env_remove: Vec<String>,
 }
 
 impl Default for Opts {
@@ -44,6 +52,10 @@ impl Default for Opts {
             wait_ready: true,
             livekit_binary: None,
             port: None,
+            livekit_port: None,
+            log_format: None,
+            log_level: None,
+            env_remove: Vec::new(),
         }
     }
 }
@@ -56,6 +68,7 @@ pub struct Daemon {
     pub config: PathBuf,
     pub log: PathBuf,
     env: Vec<(String, String)>,
+    env_remove: Vec<String>,
     http: reqwest::blocking::Client,
 }
 
@@ -73,7 +86,7 @@ impl Daemon {
     pub fn start(opts: Opts) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = opts.port.unwrap_or_else(free_port);
-        let (lk_port, tcp, udp) = (free_port(), free_port(), free_port());
+        let (lk_port, tcp, udp) = (opts.livekit_port.unwrap_or_else(free_port), free_port(), free_port());
         let binary = opts.livekit_binary.clone().unwrap_or_else(livekit_binary);
         let keys = if opts.with_keys { format!("  apiKey: {API_KEY}\n  apiSecret: {API_SECRET}\n") } else { String::new() };
         let livekit = match &opts.external {
@@ -89,10 +102,12 @@ impl Daemon {
         };
         let config = dir.path().join("config.yaml");
         let text = format!(
-            "server:\n  bind: 127.0.0.1\n  port: {port}\n{}database:\n  path: {}/bedrud.redb\n{livekit}auth:\n{}logging:\n  level: debug,livekit=info\n  format: text\n",
+            "server:\n  bind: 127.0.0.1\n  port: {port}\n{}database:\n  path: {}/bedrud.redb\n{livekit}auth:\n{}logging:\n  level: {}\n  format: {}\n",
             opts.server_extra,
             dir.path().display(),
             if opts.auth.is_empty() { "  registration: false\n".to_string() } else { opts.auth.clone() },
+            opts.log_level.as_deref().unwrap_or("debug,livekit=info"),
+            opts.log_format.as_deref().unwrap_or("text"),
         );
         std::fs::write(&config, text).expect("write config");
         std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
@@ -106,6 +121,7 @@ impl Daemon {
             lk_port: opts.external.as_ref().map(|e| e.0).unwrap_or(lk_port),
             config,
             env,
+            env_remove: opts.env_remove.clone(),
             http: http_client(),
         };
         d.spawn();
@@ -121,6 +137,9 @@ impl Daemon {
         let mut cmd = Command::new(BIN);
         cmd.arg("run").arg("--config").arg(&self.config);
         cmd.env_remove("NOTIFY_SOCKET").env_remove("JOURNAL_STREAM").env_remove("BEDRUD_CONFIG");
+        for k in &self.env_remove {
+            cmd.env_remove(k);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -237,6 +256,49 @@ impl Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits (bounded) for the process to end by itself; its exit code (`None`: killed by a
+    /// signal). Panics with the log when it is still running after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let mut child = self.child.take().expect("bedrud is not running");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("bedrud still running after {limit:?}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.pid();
+        assert!(pid != 0, "bedrud is not running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal bedrud");
+    }
+
+    /// `$RUNTIME_DIRECTORY` of the daemon (where the generated LiveKit config lives).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// The generated LiveKit configs (`bedrud-livekit-*.yaml`) in the runtime directory.
+    pub fn temp_configs(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(self.runtime_dir())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        out.retain(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            n.starts_with("bedrud-livekit-") && n.ends_with(".yaml")
+        });
+        out.sort();
+        out
     }
 
     /// The livekit-server child's pid, from the admin overview.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod external;
 pub mod participant;
 
 use std::net::TcpListener;
