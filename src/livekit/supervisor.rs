@@ -1002,8 +1002,12 @@ fn hint_for(message: &str, plan: &Plan) -> Option<String> {
         } else {
             format!("the generated config has a key livekit-server {} does not know; upgrade livekit-server (scripts/install-livekit) or report this", plan.version)
         }
+    } else if m.contains("turn domain") && static_file {
+        "TURN/TLS needs a DNS name (with a dot) as turn.domain in the livekit.configPath file".into()
     } else if m.contains("turn domain") {
         "TURN/TLS needs a DNS name (with a dot) as its domain: set server.host to the certificate's name".into()
+    } else if m.contains("turn tls cert") && static_file {
+        "TURN/TLS cannot load the certificate: check turn.cert_file and turn.key_file in the livekit.configPath file".into()
     } else if m.contains("turn tls cert") {
         "TURN/TLS cannot load the certificate: check server.tls.certFile and server.tls.keyFile".into()
     } else if m.contains("could not resolve external ip") {
