@@ -1,0 +1,312 @@
+# NixOS module: services.bedrud — the same service as the .deb's unit
+# (systemd/bedrud.service): Type=notify, a static system user, state in
+# /var/lib/bedrud, config in /etc/bedrud/config.yaml, the same sandbox.
+#
+#   services.bedrud = {
+#     enable = true;
+#     openFirewall = true;
+#     settings.server.host = "meet.example.org";
+#   };
+#
+# Secrets never go through the Nix store (it is world-readable): they come from
+# files named in `credentials` (systemd LoadCredential=) or `environmentFile`.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  inherit (lib)
+    literalExpression
+    mkDefault
+    mkEnableOption
+    mkIf
+    mkOption
+    mkPackageOption
+    optional
+    optionals
+    types
+    ;
+
+  cfg = config.services.bedrud;
+  lk = cfg.settings.livekit;
+  embedded = !lk.external;
+  tls = cfg.settings.server.tls != null && cfg.settings.server.tls.certFile != null;
+
+  yaml = pkgs.formats.yaml { };
+  # A null option means "bedrud's own default": the key is left out of the file.
+  dropNulls =
+    v: if builtins.isAttrs v then lib.mapAttrs (_: dropNulls) (lib.filterAttrs (_: x: x != null) v) else v;
+  configFile = yaml.generate "bedrud.yaml" (dropNulls cfg.settings);
+
+  # Typed keys for what the module itself reads; any other bedrud key can be set
+  # too (freeform), and bedrud rejects unknown ones at start.
+  section =
+    options:
+    mkOption {
+      type = types.submodule {
+        freeformType = yaml.type;
+        inherit options;
+      };
+      default = { };
+    };
+  opt =
+    type: default: description:
+    mkOption { inherit type default description; };
+  optNull = type: opt (types.nullOr type) null;
+
+  outsideStore = p: !(lib.hasPrefix builtins.storeDir (toString p));
+in
+{
+  options.services.bedrud = {
+    enable = mkEnableOption "bedrud, a video-meeting control plane that runs its own LiveKit server (or uses an external one)";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = literalExpression "pkgs.callPackage ./nix/package.nix { }";
+      description = "The bedrud package (daemon and CLI).";
+    };
+
+    livekitPackage = mkPackageOption pkgs "livekit" {
+      extraDescription = "Run as bedrud's child in embedded mode: settings.livekit.binary defaults to its livekit-server.";
+    };
+
+    settings = mkOption {
+      description = ''
+        bedrud's configuration, written to /etc/bedrud/config.yaml (keys as in
+        the project's packaging/config.yaml). Options left null are left out,
+        so bedrud's own defaults apply. Never put secrets here.
+      '';
+      default = { };
+      example = literalExpression ''
+        {
+          server.host = "meet.example.org";
+          server.tls.certFile = "/var/lib/acme/meet.example.org/fullchain.pem";
+          livekit.udpPortRangeStart = 50000;
+          livekit.udpPortRangeEnd = 60000;
+          auth.guestJoin = true;
+        }
+      '';
+      type = types.submodule {
+        freeformType = yaml.type;
+        options = {
+          server = section {
+            host = optNull types.str "Public DNS name (or IP) of this service: default client URLs, TURN domain, node IP.";
+            bind = opt types.str "0.0.0.0" "Address the API listens on.";
+            port = opt types.port 8090 "API port (443 works: the unit grants CAP_NET_BIND_SERVICE).";
+            tls = mkOption {
+              type = types.nullOr (
+                types.submodule {
+                  freeformType = yaml.type;
+                  options = {
+                    certFile = optNull types.str "Certificate chain (PEM). Serving TLS also turns LiveKit's TURN on.";
+                    keyFile = optNull types.str "Private key (PEM); prefer credentials.tls-key.";
+                  };
+                }
+              );
+              default = null;
+              description = "TLS for the API (and TURN/TLS in embedded mode).";
+            };
+          };
+
+          database = section {
+            # Explicit so that the operator's CLI, run without $STATE_DIRECTORY,
+            # opens the service's store.
+            path = opt types.str "/var/lib/bedrud/bedrud.redb" "The store (redb file).";
+          };
+
+          livekit = section {
+            external = opt types.bool false "Use a LiveKit server run elsewhere instead of starting livekit-server as a child.";
+            host = optNull types.str "URL clients connect to (ws:// or wss://); default ws(s)://<server.host>:<port>.";
+            internalHost = optNull types.str "URL bedrud uses for LiveKit's API (http:// or https://); default http://127.0.0.1:<port>.";
+            apiKey = optNull types.str "LiveKit API key; embedded mode generates one when unset. The secret goes in credentials.livekit-api-secret.";
+            apiSecret = optNull types.str "Must stay null: the Nix store is world-readable. Use credentials.livekit-api-secret or environmentFile.";
+            nodeIP = optNull types.str "IP announced in ICE candidates; default server.host when it is an IP, else the outbound route's address.";
+            binary = optNull types.str "livekit-server executable; default (embedded) livekitPackage's.";
+            port = opt types.port 7880 "LiveKit signalling (HTTP/WebSocket, TCP).";
+            tcpPort = opt types.port 7881 "ICE over TCP.";
+            udpPort = opt types.port 7882 "ICE over UDP, one port (unless a range is set).";
+            udpPortRangeStart = optNull types.port "First port of a UDP media range (with udpPortRangeEnd).";
+            udpPortRangeEnd = optNull types.port "Last port of the UDP media range.";
+            turnUdpPort = opt types.port 3478 "TURN over UDP (when bedrud serves TLS).";
+            turnTlsPort = opt types.port 5349 "TURN over TLS (when bedrud serves TLS).";
+          };
+
+          auth = section {
+            registration = opt types.bool false "Anyone may create an account.";
+            guestJoin = opt types.bool false "People without an account may join public rooms.";
+          };
+
+          logging = section {
+            level = opt types.str "info" "trace, debug, info, warn, error, or a tracing filter.";
+          };
+        };
+      };
+    };
+
+    credentials = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        livekit-api-secret = "/run/keys/bedrud-livekit-secret";
+        tls-key = "/var/lib/acme/meet.example.org/key.pem";
+      };
+      description = ''
+        systemd credentials, NAME = absolute path outside the Nix store
+        (LoadCredential=NAME:PATH). systemd reads the files as root, so they can
+        stay root-only. bedrud reads `livekit-api-secret` (the LiveKit API
+        secret) and `tls-key` (the key for server.tls.certFile).
+      '';
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/keys/bedrud.env";
+      description = ''
+        File outside the Nix store with BEDRUD_<SECTION>_<KEY>=value overrides,
+        e.g. BEDRUD_LIVEKIT_API_SECRET=... (systemd EnvironmentFile=).
+      '';
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Open the API port and, in embedded mode, LiveKit's: signalling
+        (livekit.port/tcp), ICE (livekit.tcpPort/tcp, livekit.udpPort or the UDP
+        range), and TURN (turnUdpPort/udp, turnTlsPort/tcp) when serving TLS.
+      '';
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lk.apiSecret == null;
+        message = "services.bedrud.settings.livekit.apiSecret would be copied into the world-readable Nix store; put the secret in a root-only file and set services.bedrud.credentials.livekit-api-secret (or environmentFile with BEDRUD_LIVEKIT_API_SECRET).";
+      }
+      {
+        assertion = lib.all outsideStore (lib.attrValues cfg.credentials ++ optional (cfg.environmentFile != null) cfg.environmentFile);
+        message = "services.bedrud.credentials and environmentFile must name files outside the Nix store (use a string path, not a Nix path literal, which gets copied into the store).";
+      }
+      {
+        assertion = embedded || lk.apiKey != null || cfg.environmentFile != null;
+        message = "services.bedrud: an external LiveKit (settings.livekit.external) needs settings.livekit.apiKey and its secret (credentials.livekit-api-secret or environmentFile).";
+      }
+      {
+        assertion = (lk.udpPortRangeStart == null) == (lk.udpPortRangeEnd == null);
+        message = "services.bedrud.settings.livekit: set both udpPortRangeStart and udpPortRangeEnd, or neither.";
+      }
+    ];
+
+    services.bedrud.settings.livekit.binary = mkIf embedded (
+      mkDefault (lib.getExe' cfg.livekitPackage "livekit-server")
+    );
+
+    users.users.bedrud = {
+      isSystemUser = true;
+      group = "bedrud";
+      home = "/var/lib/bedrud";
+      description = "bedrud video-meeting service";
+    };
+    users.groups.bedrud = { };
+
+    # Where both the service and the CLI look by default.
+    environment.etc."bedrud/config.yaml".source = configFile;
+    # The CLI: runuser -u bedrud -- bedrud user create admin --admin --password-stdin
+    environment.systemPackages = [ cfg.package ];
+
+    networking.firewall = mkIf cfg.openFirewall {
+      allowedTCPPorts =
+        [ cfg.settings.server.port ]
+        ++ optionals embedded ([ lk.port lk.tcpPort ] ++ optional tls lk.turnTlsPort);
+      allowedUDPPorts = optionals embedded (
+        optional (lk.udpPortRangeStart == null) lk.udpPort ++ optional tls lk.turnUdpPort
+      );
+      allowedUDPPortRanges = optional (embedded && lk.udpPortRangeStart != null) {
+        from = lk.udpPortRangeStart;
+        to = lk.udpPortRangeEnd;
+      };
+    };
+
+    systemd.services.bedrud = {
+      description = "bedrud video-meeting control plane";
+      documentation = [ "https://github.com/bedrud/bedrud" ];
+      wantedBy = [ "multi-user.target" ];
+      # LiveKit resolves its node IP from the outbound route at start.
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      # A settings change is applied with SIGHUP, not a restart, which would end
+      # every meeting (port changes need `systemctl restart bedrud`).
+      reloadTriggers = [ configFile ];
+
+      serviceConfig = {
+        # READY=1 once the API listens and LiveKit answers healthy;
+        # RELOADING=1/READY=1 around SIGHUP; STOPPING=1; WATCHDOG=1.
+        Type = "notify";
+        NotifyAccess = "main";
+        ExecStart = "${lib.getExe cfg.package} run --config /etc/bedrud/config.yaml";
+        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        Restart = "on-failure";
+        RestartSec = "2s";
+        WatchdogSec = "30s";
+        # bedrud also asks for more with EXTEND_TIMEOUT_USEC while LiveKit starts.
+        TimeoutStartSec = "90s";
+        # bedrud drains livekit-server, then forces it; this bounds the whole stop.
+        TimeoutStopSec = "45s";
+        # SIGTERM to bedrud alone, which stops its child in order.
+        KillMode = "mixed";
+
+        # Static user (not DynamicUser=): the operator's CLI opens the same store.
+        User = "bedrud";
+        Group = "bedrud";
+        StateDirectory = "bedrud";
+        StateDirectoryMode = "0750";
+        RuntimeDirectory = "bedrud";
+        RuntimeDirectoryMode = "0750";
+        UMask = "0077";
+
+        LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
+        EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
+
+        # Port 443 for the API with TLS; nothing else.
+        AmbientCapabilities = [ "CAP_NET_BIND_SERVICE" ];
+        CapabilityBoundingSet = [ "CAP_NET_BIND_SERVICE" ];
+        LimitNOFILE = 65536;
+
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateMounts = true;
+        PrivateDevices = true;
+        DevicePolicy = "closed";
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectProc = "invisible";
+        # Not ProcSubset=pid: livekit-server needs /proc/stat.
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        RemoveIPC = true;
+        # INET/INET6: API, signalling, ICE, TURN; NETLINK: LiveKit lists the
+        # interfaces; UNIX: sd_notify and journald.
+        RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK" ];
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [ "@system-service" "~@privileged @resources" ];
+        SystemCallErrorNumber = "EPERM";
+        # Not PrivateUsers=: it would void CAP_NET_BIND_SERVICE on the host network.
+      };
+    };
+  };
+}
