@@ -703,14 +703,19 @@ fn resolve_secrets(
     } else if lk.api_secret.is_none() {
         if let Some(dir) = env.get("CREDENTIALS_DIRECTORY") {
             let p = Path::new(dir).join(CRED_LIVEKIT_SECRET);
+            // An empty credential (e.g. a `SetCredential=` fallback) means "not given".
             if p.exists() {
-                lk.api_secret = Some(read_secret_file(&p, "livekit.apiSecret")?);
+                let s = read_secret_file(&p, "livekit.apiSecret")?;
+                if !s.trim().is_empty() {
+                    lk.api_secret = Some(s);
+                }
             }
         }
     }
     if let Some(dir) = env.get("CREDENTIALS_DIRECTORY") {
         let p = Path::new(dir).join(CRED_TLS_KEY);
-        if p.exists() {
+        let empty = std::fs::metadata(&p).map(|m| m.len() == 0).unwrap_or(true);
+        if p.exists() && !empty {
             let tls = config.server.tls.get_or_insert_with(TlsConfig::default);
             if tls.key_file.is_none() {
                 tls.key_file = Some(p);
@@ -970,5 +975,13 @@ mod tests {
         env.insert("CREDENTIALS_DIRECTORY".into(), creds.path().display().to_string());
         let l = load_with_env(Some(&cfg), &env).unwrap();
         assert_eq!(l.config.livekit.api_secret.as_deref(), Some("abcdefghijabcdefghijabcdefghij0123"));
+        // Empty credentials count as absent.
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&c, "\n").unwrap();
+        let t = write(creds.path(), CRED_TLS_KEY, "");
+        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let l = load_with_env(None, &env).unwrap();
+        assert_eq!(l.config.livekit.api_secret, None);
+        assert!(l.config.server.tls.is_none());
     }
 }
