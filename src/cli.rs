@@ -150,6 +150,16 @@ fn fail(msg: &str) -> ExitCode {
 }
 
 fn run(loaded: Loaded) -> ExitCode {
+    // Each password hash allocates 19 MiB (Argon2) on a blocking-pool thread. Once the first
+    // such buffer is freed, glibc raises its mmap threshold above that size and serves the next
+    // ones from per-thread arenas, which keep the memory: every thread that ever hashed then
+    // holds ~19 MiB for good. A fixed threshold keeps large buffers in their own mappings,
+    // returned to the system when freed.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
     logging::init(&loaded.config.logging);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("bedrud").build() {
         Ok(rt) => rt,

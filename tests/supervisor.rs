@@ -578,10 +578,11 @@ async fn static_config_turn_errors_both_versions() {
         let e = static_start_fails(&bin, &format!("turn:\n  enabled: true\n  domain: localhost\n  tls_port: {tls}\n")).await;
         eprintln!("{}: {e}", bin.display());
         assert!(e.contains("TURN domain is not correct"), "{e}");
-        assert!(e.contains("server.host"), "{e}");
+        assert!(e.contains("turn.domain in the livekit.configPath file"), "the hint points at the static file: {e}");
         let e = static_start_fails(&bin, &format!("turn:\n  enabled: true\n  domain: 127.0.0.1\n  tls_port: {tls}\n")).await;
         eprintln!("{}: {e}", bin.display());
         assert!(e.contains("TURN tls cert required"), "{e}");
+        assert!(e.contains("turn.cert_file"), "{e}");
     }
 }
 

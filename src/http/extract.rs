@@ -7,12 +7,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use redb::ReadTransaction;
 use serde::de::DeserializeOwned;
 
 use super::SharedState;
 use crate::auth::token_key;
 use crate::error::ApiError;
-use crate::store::{self, now_ms, Session, SessionKind, User};
+use crate::store::{self, now_ms, Session, SessionKind, StoreError, User};
 
 /// `axum::Json`, with rejections as API errors.
 pub struct Json<T>(pub T);
@@ -76,18 +77,24 @@ pub enum Caller {
 pub async fn resolve(state: &SharedState, token: Option<&str>) -> Result<Caller, ApiError> {
     let Some(token) = token else { return Ok(Caller::Anonymous) };
     let key = token_key(token);
-    let k = key.clone();
-    let found = state
-        .store
-        .read(move |txn| {
-            let Some(s) = store::session_get(txn, &k)? else { return Ok(None) };
-            let user = match s.kind {
-                SessionKind::User => store::user_by_id(txn, &s.subject)?,
-                SessionKind::Guest => None,
-            };
-            Ok(Some((s, user)))
-        })
-        .await?;
+    let found = state.store.read_blocking(|txn| lookup_session(txn, &key))?;
+    caller_of(found, key)
+}
+
+/// The session stored under a token key and, for a user session, its user. Part of
+/// [`resolve`], for handlers that read it in the same transaction as the rest of their data.
+pub fn lookup_session(txn: &ReadTransaction, key: &str) -> Result<Option<(Session, Option<User>)>, StoreError> {
+    let Some(s) = store::session_get(txn, key)? else { return Ok(None) };
+    let user = match s.kind {
+        SessionKind::User => store::user_by_id(txn, &s.subject)?,
+        SessionKind::Guest => None,
+    };
+    Ok(Some((s, user)))
+}
+
+/// The caller a looked-up session stands for: expired sessions, disabled users and sessions of
+/// an older epoch are refused.
+pub fn caller_of(found: Option<(Session, Option<User>)>, key: String) -> Result<Caller, ApiError> {
     let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_session", "session expired or revoked; sign in again");
     let Some((session, user)) = found else { return Err(invalid()) };
     if session.expires_at <= now_ms() {
@@ -132,6 +139,18 @@ impl FromRequestParts<SharedState> for AdminUser {
             return Err(ApiError::forbidden("administrators only"));
         }
         Ok(AdminUser)
+    }
+}
+
+/// The store key of the bearer token, not looked up yet: for handlers that read the session
+/// together with their own data in one transaction (then [`caller_of`] judges it).
+pub struct BearerKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(BearerKey(bearer(parts).map(token_key)))
     }
 }
 

@@ -9,7 +9,7 @@ use livekit_protocol as proto;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{AnyCaller, AuthUser, Caller, Json};
+use super::extract::{caller_of, lookup_session, AnyCaller, AuthUser, BearerKey, Caller, Json};
 use super::SharedState;
 use crate::auth::{guest_session, new_token};
 use crate::error::ApiError;
@@ -144,9 +144,39 @@ struct Joiner {
 }
 
 /// Checks that the caller may join and signs a LiveKit token for them.
-async fn join(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Json(req): Json<JoinRequest>) -> Result<axum::Json<Value>, ApiError> {
+async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, body: Result<Json<JoinRequest>, ApiError>) -> Result<axum::Json<Value>, ApiError> {
     let cfg = st.config();
-    let room_name = req.room.clone();
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => {
+            // As with every endpoint, a revoked session is reported before a bad body.
+            if let Some(k) = key {
+                let found = st.store.read_blocking(|txn| lookup_session(txn, &k))?;
+                caller_of(found, String::new())?;
+            }
+            return Err(e);
+        }
+    };
+    // One read for everything the decision needs: the caller's session and user, the room,
+    // the caller's role in it and the live count.
+    let (found, room) = st.store.read_blocking(|txn| {
+        let found = match &key {
+            Some(k) => Some(lookup_session(txn, k)?),
+            None => None,
+        };
+        let Some(room) = store::room_get(txn, &req.room)? else { return Ok((found, None)) };
+        let user = found.as_ref().and_then(|f| f.as_ref()).and_then(|(_, u)| u.as_ref());
+        let (manager, identity) = match user {
+            Some(u) => (Some(rooms::can_manage(txn, u, &room)?), u.id.as_str()),
+            None => (None, ""),
+        };
+        let live = if room.settings.max_participants > 0 { store::live_count(txn, &room.name, identity)? } else { 0 };
+        Ok((found, Some((room, manager, live))))
+    })?;
+    let caller = match (found, key) {
+        (Some(found), Some(key)) => caller_of(found, key)?,
+        _ => Caller::Anonymous,
+    };
     let caller_user = match &caller {
         Caller::User { user, .. } => Some(user.clone()),
         _ => None,
@@ -157,20 +187,7 @@ async fn join(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Json(
             _ => ApiError::forbidden("guest access is off"),
         });
     }
-    // One read for everything the decision needs: room, role, live count.
-    let user = caller_user.clone();
-    let (room, manager, live) = st
-        .store
-        .read(move |txn| {
-            let room = store::room_get(txn, &room_name)?.ok_or(StoreError::NotFound("room"))?;
-            let (manager, identity) = match &user {
-                Some(u) => (Some(rooms::can_manage(txn, u, &room)?), u.id.clone()),
-                None => (None, String::new()),
-            };
-            let live = if room.settings.max_participants > 0 { store::live_count(txn, &room.name, &identity)? } else { 0 };
-            Ok((room, manager, live))
-        })
-        .await?;
+    let (room, manager, live) = room.ok_or(StoreError::NotFound("room"))?;
     let joiner = match (&caller, caller_user) {
         (_, Some(u)) => {
             let role = if room.owner_id == u.id {

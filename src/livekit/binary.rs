@@ -165,6 +165,46 @@ fn check_executable(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// [`version`], remembered in the file `cache` under the binary's identity (path, device,
+/// inode, size, modification and change times), so that restarting the same binary does not
+/// run it again: `livekit-server --version` takes 50-100 ms, most of bedrud's own share of the
+/// time to READY. Any change to the file changes its change time, so a replaced or rebuilt
+/// binary is asked again. A cache that cannot be read or written is ignored.
+pub async fn version_cached(path: &Path, cache: &Path) -> Result<Version, SupervisorError> {
+    let id = identity(path);
+    if let Some(id) = &id {
+        let remembered = std::fs::read_to_string(cache).ok().and_then(|text| {
+            let rest = text.strip_prefix(id.as_str())?.strip_prefix('\t')?;
+            Version::parse(rest.trim())
+        });
+        if let Some(v) = remembered {
+            return Ok(v);
+        }
+    }
+    let v = version(path).await?;
+    if let Some(id) = id {
+        let _ = std::fs::write(cache, format!("{id}\t{v}\n"));
+    }
+    Ok(v)
+}
+
+fn identity(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(path).ok()?;
+    let m = std::fs::metadata(&path).ok()?;
+    Some(format!(
+        "{} {}:{} {} {}.{} {}.{}",
+        path.display(),
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
 /// Runs `livekit-server --version` (at most 10 s) and parses its answer.
 pub async fn version(path: &Path) -> Result<Version, SupervisorError> {
     let err = |message: String| SupervisorError::Version { path: path.to_path_buf(), message };

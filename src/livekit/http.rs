@@ -20,9 +20,7 @@ pub fn client(skip_verify: bool, timeout: Duration) -> reqwest::Client {
             .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
             .with_no_client_auth()
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(native_roots()).with_no_client_auth()
     };
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
@@ -32,6 +30,19 @@ pub fn client(skip_verify: bool, timeout: Duration) -> reqwest::Client {
         .no_proxy()
         .build()
         .unwrap_or_default()
+}
+
+/// The system's trust roots, read once: the daemon builds several clients, and reading and
+/// parsing the certificate directory costs milliseconds of startup and memory each time.
+fn native_roots() -> Arc<rustls::RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            Arc::new(roots)
+        })
+        .clone()
 }
 
 /// Accepts every server certificate; signatures are still checked for well-formedness.

@@ -298,7 +298,7 @@ async fn prepare(params: &LaunchParams) -> Result<Plan, SupervisorError> {
         ));
     }
     let binary = binary::find(&config)?;
-    let version = binary::version(&binary).await?;
+    let version = binary::version_cached(&binary, &config.database_path().with_extension("livekit-version")).await?;
     let runtime_dir = configgen::runtime_dir(params.runtime_dir.as_deref());
     let plan = if let Some(path) = &config.livekit.config_path {
         let info = configgen::read_static(path)?;

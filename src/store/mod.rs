@@ -188,7 +188,9 @@ impl Store {
         .map_err(|e| StoreError::Db(format!("read task failed: {e}")))?
     }
 
-    /// Runs a read on the current thread (CLI, tests).
+    /// Runs a read on the current thread: the CLI, tests, and the point lookups of the request
+    /// path (a session, a user, a room), which redb answers from its cache in microseconds,
+    /// less than a trip to the blocking pool costs. Scans go through [`Store::read`].
     pub fn read_blocking<R>(
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<R, StoreError>,
@@ -234,13 +236,12 @@ impl Store {
     }
 }
 
-fn writer_loop(db: &std::sync::Weak<Database>, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
+fn writer_loop(weak: &std::sync::Weak<Database>, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
     while let Ok(first) = rx.recv() {
-        let Some(db) = db.upgrade() else {
+        let Some(db) = weak.upgrade() else {
             first.finish(Err("the database is closed".into()));
             break;
         };
-        let db = &*db;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -248,17 +249,20 @@ fn writer_loop(db: &std::sync::Weak<Database>, rx: mpsc::Receiver<Box<dyn WriteJ
                 Err(_) => break,
             }
         }
-        if batch.len() == 1 || !run_batch(db, &mut batch) {
+        let results: Vec<Result<(), String>> = if batch.len() == 1 || !run_batch(&db, &mut batch) {
             // Either a single job, or a job in the batch failed: one transaction per job so
             // one job's refusal never undoes another's write.
-            for mut job in batch {
-                let r = run_one(db, &mut *job);
-                job.finish(r);
-            }
-            continue;
-        }
-        for job in batch {
-            job.finish(Ok(()));
+            batch.iter_mut().map(|job| run_one(&db, &mut **job)).collect()
+        } else {
+            vec![Ok(()); batch.len()]
+        };
+        // Let go of the database before answering: a caller that drops its last handle as soon
+        // as it has its answer (the CLI, then exit) must be the one that closes the file, or
+        // the process can end before the close is written and the next open has to repair
+        // the whole file.
+        drop(db);
+        for (job, r) in batch.into_iter().zip(results) {
+            job.finish(r);
         }
     }
 }

@@ -1,0 +1,162 @@
+//! Fills a bedrud store offline, or counts what it holds. The daemon must not be running on
+//! the file (redb allows one process at a time).
+//!
+//!   seed_store seed PATH [--users 100000] [--rooms 100000] [--history 1000000] [--batch 5000]
+//!   seed_store count PATH [--ids FILE]
+//!
+//! `seed` adds users `seed-user-NNNNNN` (all with one password hash: Argon2 per user would
+//! take longer than the benchmark), rooms `seed-room-NNNNNN` owned by them, and closed
+//! participant-history rows spread over the rooms, written through the library's own store
+//! operations in transactions of `--batch` rows. `count` prints the table sizes as JSON and,
+//! with `--ids`, how many of the webhook event ids listed in FILE are durably recorded.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bedrud::store::{self, now_ms, Role, Room, RoomSettings, Store, User};
+use serde_json::json;
+
+fn die(msg: &str) -> ! {
+    eprintln!("seed_store: {msg}");
+    std::process::exit(2)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let path = PathBuf::from(args.next().unwrap_or_else(|| die("usage: seed_store seed|count PATH [options]")));
+    let mut users = 100_000usize;
+    let mut rooms = 100_000usize;
+    let mut history = 1_000_000usize;
+    let mut batch = 5_000usize;
+    let mut ids: Option<PathBuf> = None;
+    while let Some(flag) = args.next() {
+        let val = args.next().unwrap_or_else(|| die(&format!("{flag} needs a value")));
+        let num = || val.parse::<usize>().unwrap_or_else(|_| die(&format!("{flag}: a number")));
+        match flag.as_str() {
+            "--users" => users = num(),
+            "--rooms" => rooms = num(),
+            "--history" => history = num(),
+            "--batch" => batch = num().max(1),
+            "--ids" => ids = Some(PathBuf::from(&val)),
+            _ => die(&format!("unknown argument {flag}")),
+        }
+    }
+    let store = Store::open(&path).unwrap_or_else(|e| die(&e.to_string()));
+    match cmd.as_str() {
+        "seed" => seed(&store, users, rooms, history, batch),
+        "count" => count(&store, ids),
+        _ => die("usage: seed_store seed|count PATH [options]"),
+    }
+}
+
+fn seed(store: &Store, users: usize, rooms: usize, history: usize, batch: usize) {
+    let t0 = Instant::now();
+    let hash = bedrud::auth::hash_password("seed-password").unwrap_or_else(|e| die(&e));
+    let now = now_ms();
+    let user_ids: Vec<String> = (0..users).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+
+    for chunk in (0..users).collect::<Vec<_>>().chunks(batch) {
+        let rows: Vec<User> = chunk
+            .iter()
+            .map(|&i| User {
+                id: user_ids[i].clone(),
+                username: format!("seed-user-{i:06}"),
+                password_hash: hash.clone(),
+                role: Role::User,
+                disabled: false,
+                created_at: now,
+                session_epoch: 0,
+            })
+            .collect();
+        store
+            .write_blocking(move |txn| rows.iter().try_for_each(|u| store::insert_user(txn, u)))
+            .unwrap_or_else(|e| die(&format!("users: {e}")));
+    }
+    let t_users = t0.elapsed();
+
+    for chunk in (0..rooms).collect::<Vec<_>>().chunks(batch) {
+        let rows: Vec<Room> = chunk
+            .iter()
+            .map(|&i| Room {
+                name: format!("seed-room-{i:06}"),
+                owner_id: user_ids.get(i % users.max(1)).cloned().unwrap_or_default(),
+                created_at: now,
+                settings: RoomSettings { public: i % 2 == 0, ..RoomSettings::default() },
+            })
+            .collect();
+        store
+            .write_blocking(move |txn| rows.iter().try_for_each(|r| store::room_insert(txn, r)))
+            .unwrap_or_else(|e| die(&format!("rooms: {e}")));
+    }
+    let t_rooms = t0.elapsed();
+
+    // Each row: a join then a leave of the same connection, as the webhook would write them.
+    for chunk in (0..history).collect::<Vec<_>>().chunks(batch) {
+        let rows: Vec<(String, String, String)> = chunk
+            .iter()
+            .map(|&h| {
+                let room = format!("seed-room-{:06}", h % rooms.max(1));
+                let identity = user_ids.get((h * 7919) % users.max(1)).cloned().unwrap_or_else(|| format!("guest-{h}"));
+                (room, identity, format!("PA_seed_{h}"))
+            })
+            .collect();
+        let base = now - 86_400_000;
+        store
+            .write_blocking(move |txn| {
+                for (room, identity, sid) in &rows {
+                    store::participant_join(txn, room, identity, sid, identity, base, base)?;
+                    store::participant_leave(txn, room, identity, base + 60_000, "left")?;
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| die(&format!("history: {e}")));
+    }
+    let t_all = t0.elapsed();
+    let size = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}",
+        json!({
+            "users": users, "rooms": rooms, "history": history, "batch": batch,
+            "users_s": t_users.as_secs_f64(),
+            "rooms_s": (t_rooms - t_users).as_secs_f64(),
+            "history_s": (t_all - t_rooms).as_secs_f64(),
+            "store_bytes": size,
+        })
+    );
+}
+
+fn count(store: &Store, ids: Option<PathBuf>) {
+    let wanted: Vec<String> = match &ids {
+        Some(p) => std::fs::read_to_string(p)
+            .unwrap_or_else(|e| die(&format!("{}: {e}", p.display())))
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    let listed = wanted.len();
+    let out = store
+        .read_blocking(move |txn| {
+            let mut found = 0u64;
+            for id in &wanted {
+                if store::event_seen(txn, id)? {
+                    found += 1;
+                }
+            }
+            Ok(json!({
+                "users": store::count_users(txn)?,
+                "rooms": store::count_rooms(txn)?,
+                "history": store::count_history(txn)?,
+                "events": store::count_events(txn)?,
+                "ids_listed": listed,
+                "ids_found": found,
+            }))
+        })
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let size = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    let mut out = out;
+    out["store_bytes"] = json!(size);
+    println!("{out}");
+}
