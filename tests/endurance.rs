@@ -40,18 +40,7 @@ fn call(c: &reqwest::blocking::Client, method: &str, url: &str, token: Option<&s
     Some((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
-/// A LiveKit-shaped participant event (protojson: int64 as strings).
-fn event(id: &str, kind: &str, room: &str, identity: &str, psid: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    json!({
-        "event": kind,
-        "id": id,
-        "createdAt": now.to_string(),
-        "room": { "sid": format!("RM_{room}"), "name": room },
-        "participant": { "sid": psid, "identity": identity, "name": identity, "joinedAt": now.to_string() }
-    })
-    .to_string()
-}
+use common::daemon::participant_event as event;
 
 /// Posts a webhook signed as LiveKit signs it; `None` when unreachable.
 fn hook(c: &reqwest::blocking::Client, d_url: &str, body: &str) -> Option<(u16, Value)> {

@@ -128,17 +128,7 @@ fn signed_post(d: &Daemon, body: &str, auth: Option<String>) -> (u16, Value) {
     (s, r.json().unwrap_or(Value::Null))
 }
 
-fn event(id: &str, kind: &str, room: &str, identity: &str, psid: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    json!({
-        "event": kind,
-        "id": id,
-        "createdAt": now.to_string(),
-        "room": { "sid": "RM_test", "name": room },
-        "participant": { "sid": psid, "identity": identity, "name": identity, "joinedAt": now.to_string() }
-    })
-    .to_string()
-}
+use common::daemon::participant_event as event;
 
 #[test]
 fn forged_webhooks_are_refused_and_replays_change_nothing() {

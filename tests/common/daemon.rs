@@ -366,3 +366,16 @@ pub fn webhook_auth(body: &str, key: &str, secret: &str, exp_offset: i64) -> Str
 pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     wait_for(limit, what, || f().then_some(()))
 }
+
+/// A LiveKit-shaped participant event (protojson: int64 as strings).
+pub fn participant_event(id: &str, kind: &str, room: &str, identity: &str, psid: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    json!({
+        "event": kind,
+        "id": id,
+        "createdAt": now.to_string(),
+        "room": { "sid": format!("RM_{room}"), "name": room },
+        "participant": { "sid": psid, "identity": identity, "name": identity, "joinedAt": now.to_string() }
+    })
+    .to_string()
+}
