@@ -178,20 +178,7 @@ pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError>
 
 /// Rooms in name order, starting after `after`, at most `limit`.
 pub fn rooms_page(txn: &ReadTransaction, after: Option<&str>, limit: usize) -> Result<Vec<Room>, StoreError> {
-    let t = txn.open_table(ROOMS)?;
-    let mut out = Vec::new();
-    let iter = match after {
-        Some(a) => t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
-        None => t.range::<&str>(..)?,
-    };
-    for row in iter {
-        if out.len() >= limit {
-            break;
-        }
-        let (_, v) = row?;
-        out.push(decode(v.value())?);
-    }
-    Ok(out)
+    rooms_filtered(txn, after, limit, |_| true)
 }
 
 /// Rooms matching `keep`, in name order after `after`, at most `limit` (for filtered listings).
