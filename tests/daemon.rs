@@ -362,8 +362,10 @@ fn process_running(pid: u32) -> bool {
 
 /// SIGHUP and then SIGTERM while bedrud still waits for LiveKit's first start: the first is
 /// held, the second is an orderly stop (exit 0, child stopped, config removed, STOPPING=1 and
-/// never READY=1). The "livekit-server" here answers
-/// `--version` and then never becomes healthy, so the signal surely lands in that window.
+/// never READY=1). Stand-in: the "livekit-server" here is a shell script that answers
+/// `--version` and then never becomes healthy, so the signal surely lands in that window. The
+/// real server cannot be held in its start on demand on this machine (its slow path, the STUN
+/// lookup of `use_external_ip`, fails at once without DNS); every other test uses the real one.
 #[test]
 fn sigterm_during_startup_stops_cleanly() {
     let bin = tempfile::tempdir().unwrap();
