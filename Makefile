@@ -27,9 +27,11 @@ release: web
 livekit:
 	scripts/install-livekit $(LIVEKIT_VERSION)
 
-# Runs the daemon with no config file: embedded LiveKit, state in ./data.
+# Runs the daemon with no config file: embedded LiveKit, state in ./data. On a new install
+# the daemon logs a one-time /setup?token=... link that creates the first administrator.
 run: release
 	@lk="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)"; \
+	echo "bedrud: open http://127.0.0.1:8090/ (first run: use the /setup?token=... link logged below)"; \
 	BEDRUD_LIVEKIT_BINARY="$$lk" exec target/release/bedrud run
 
 test-env:
