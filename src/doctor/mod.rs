@@ -272,12 +272,8 @@ pub async fn run(mut ctx: Ctx) -> Report {
 
 /// The report as the running daemon sees it (control socket and admin API).
 pub async fn live(state: &SharedState) -> Report {
-    let config = state.config();
-    let ctx = Ctx { config, file: None, warnings: Vec::new(), live: Some(Live { state: state.clone() }), version: None };
     let file = state.runtime.get().and_then(|r| r.config_file.clone());
-    let mut r = run(ctx).await;
-    r.config = file.map(|f| f.display().to_string()).unwrap_or_else(|| "built-in defaults".into());
-    r
+    run(Ctx { config: state.config(), file, warnings: Vec::new(), live: Some(Live { state: state.clone() }), version: None }).await
 }
 
 /// The report when the configuration itself cannot be loaded: one failing line.
