@@ -491,6 +491,8 @@ fn client(extra_roots: Option<&Path>) -> Result<reqwest::Client, String> {
         .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        // RFC 8555 6.1: clients send a User-Agent; CAs may refuse requests without one.
+        .user_agent(concat!("bedrud/", env!("CARGO_PKG_VERSION")))
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))
         .no_proxy()

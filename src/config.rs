@@ -686,7 +686,16 @@ pub fn env_name(key: &str) -> String {
 }
 
 /// Environment variables that are not config keys but belong to bedrud.
-const ENV_NON_KEYS: [&str; 3] = ["BEDRUD_CONFIG", "BEDRUD_LOG", "BEDRUD_TEST_"];
+const ENV_NON_KEYS: [&str; 7] = [
+    "BEDRUD_CONFIG",
+    "BEDRUD_LOG",
+    "BEDRUD_TEST_",
+    // The project's scripts' caches and the test harness's.
+    "BEDRUD_LIVEKIT_CACHE",
+    "BEDRUD_PEBBLE_CACHE",
+    "BEDRUD_APPLIANCE_CACHE",
+    "BEDRUD_EGRESS_CACHE",
+];
 
 fn apply_env(
     config: &mut Config,

@@ -77,6 +77,7 @@ pub fn describe(pid: u32) -> String {
     let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
         .ok()
         .map(|b| String::from_utf8_lossy(&b).split('\0').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
+        .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|s| !s.is_empty())
         .or_else(|| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim().to_string()));
     match cmd {

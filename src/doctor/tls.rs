@@ -52,7 +52,7 @@ pub fn certificate(ctx: &Ctx) -> Vec<Finding> {
                 .fix(if c.server.acme.is_some() { "see the acme line below" } else { "renew the certificate, then `systemctl reload bedrud`" })
                 .row(rows::NAT),
         );
-    } else if left < EXPIRY_WARNING_DAYS * 86_400 {
+    } else if left < EXPIRY_WARNING_DAYS * 86_400 && c.server.acme.is_none() {
         out.push(
             Finding::warn(CHECK, format!("{name} expires on {} (in {})", certs::date(leaf.not_after), certs::span(left)))
                 .fix(if c.server.acme.is_some() { "see the acme line below" } else { "renew it soon, then `systemctl reload bedrud`" })
@@ -203,7 +203,9 @@ pub fn acme(ctx: &Ctx) -> Vec<Finding> {
                 .fix(fix)
                 .row(rows::NAT),
         ),
-        (Some(i), None) if i.remaining(now) < EXPIRY_WARNING_DAYS * 86_400 => out.push(
+        // Not renewed although half of the renewal window has passed (with Let's Encrypt's 90
+        // days: 15 days before expiry), within the last 14 days.
+        (Some(i), None) if i.remaining(now) < (EXPIRY_WARNING_DAYS * 86_400).min((i.not_after - i.renew_at()) / 2) => out.push(
             Finding::warn(CHECK, format!("the certificate for {domains} expires in {} and was not renewed", certs::span(i.remaining(now))))
                 .fix("is bedrud running? It renews when a third of the lifetime is left"),
         ),
