@@ -37,12 +37,14 @@ run: release
 test-env:
 	scripts/install-livekit $(LIVEKIT_VERSION)
 	scripts/install-livekit $(LIVEKIT_OLD_VERSION)
+	scripts/install-pebble
 	scripts/setup-test-env
 
 test-rust: test-env web
 	BEDRUD_TEST_LIVEKIT="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_LIVEKIT_OLD="$$(scripts/install-livekit $(LIVEKIT_OLD_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_PYTHON="$$(scripts/setup-test-env | tail -n 1)" \
+	BEDRUD_TEST_PEBBLE="$$(scripts/install-pebble | tail -n 1)" \
 	$(CARGO) test --release -- --test-threads=2
 
 test-appliance: deb
