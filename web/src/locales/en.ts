@@ -226,6 +226,8 @@ export const en = {
   "admin.liveCount": "Now",
   "admin.history": "History of {room}",
   "admin.showHistory": "Show history of {room}",
+  "admin.historyShort": "History",
+  "admin.guests": "Guests",
   "admin.noHistory": "No one has joined this room yet.",
   "admin.joined": "Joined",
   "admin.leftAt": "Left",

@@ -228,6 +228,8 @@ export const zh: Record<Key, string> = {
   "admin.liveCount": "当前",
   "admin.history": "{room} 的参会记录",
   "admin.showHistory": "查看 {room} 的参会记录",
+  "admin.historyShort": "记录",
+  "admin.guests": "访客",
   "admin.noHistory": "还没有人加入过这个会议室。",
   "admin.joined": "加入时间",
   "admin.leftAt": "离开时间",

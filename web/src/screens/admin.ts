@@ -265,7 +265,7 @@ export function render(root: HTMLElement): () => void {
       h(
         "section",
         { class: "card flush" },
-        h("div", { class: "table-wrap" }, h("table", { class: "table" }, h("caption", { class: "sr-only" }, t("admin.rooms")), h("thead", null, h("tr", null, h("th", { scope: "col" }, t("admin.room")), h("th", { scope: "col" }, t("admin.liveCount")), h("th", { scope: "col" }, t("settings.public")), h("th", { scope: "col" }, t("admin.created")), h("th", { scope: "col" }, h("span", { class: "sr-only" }, t("admin.actions"))))), tbody)),
+        h("div", { class: "table-wrap" }, h("table", { class: "table" }, h("caption", { class: "sr-only" }, t("admin.rooms")), h("thead", null, h("tr", null, h("th", { scope: "col" }, t("admin.room")), h("th", { scope: "col" }, t("admin.liveCount")), h("th", { scope: "col" }, t("admin.guests")), h("th", { scope: "col" }, t("admin.created")), h("th", { scope: "col" }, h("span", { class: "sr-only" }, t("admin.actions"))))), tbody)),
       ),
     );
     const fill = (rooms: AdminRoom[]) =>
@@ -281,7 +281,7 @@ export function render(root: HTMLElement): () => void {
                 h("td", null, h("span", { class: `live${r.liveParticipants > 0 ? " on" : ""}` }, h("span", { class: "dot", "aria-hidden": "true" }), String(r.liveParticipants))),
                 h("td", null, r.settings.public ? t("common.yes") : t("common.no")),
                 h("td", { class: "muted small" }, formatTime(r.createdAt)),
-                h("td", { class: "row-actions" }, button(t("admin.showHistory", { room: r.name }), { icon: "refresh", kind: "ghost sm", onclick: () => void showHistory(r.name), attrs: { "aria-label": t("admin.showHistory", { room: r.name }) } })),
+                h("td", { class: "row-actions" }, button(t("admin.historyShort"), { icon: "clock", kind: "ghost sm", onclick: () => void showHistory(r.name), attrs: { "aria-label": t("admin.showHistory", { room: r.name }) } })),
               ),
             ),
       );

@@ -60,7 +60,7 @@ export function render(root: HTMLElement): void {
     const mine = r.owner === me.username;
     const badges = [
       mine ? h("span", { class: "badge accent" }, t("home.owner")) : r.moderators.includes(me.username) ? h("span", { class: "badge" }, t("home.moderator")) : null,
-      h("span", { class: "badge subtle" }, icon(r.settings.public ? "globeOpen" : "lock", "icon xs"), r.settings.public ? t("home.public") : t("home.private")),
+      h("span", { class: "badge subtle" }, icon(r.settings.public ? "globe" : "lock", "icon xs"), r.settings.public ? t("home.public") : t("home.private")),
     ];
     const live = r.liveParticipants > 0;
     return h(
