@@ -125,9 +125,11 @@ export async function inbound(page) {
  * the tile's <video> has a width, decoded frames and audio packets go up over ~1.5 s.
  */
 export async function assertMediaFrom(page, name) {
-  const video = page.getByRole("figure", { name, exact: true }).locator("video");
-  await page.waitForFunction((el) => el && el.videoWidth > 0 && !el.paused, await video.elementHandle(), { timeout: 20_000 });
-  const videoWidth = await video.evaluate((el) => el.videoWidth);
+  const playing = (n) => {
+    const v = [...document.querySelectorAll("figure")].find((f) => f.getAttribute("aria-label") === n)?.querySelector("video");
+    return v && !v.hidden && v.videoWidth > 0 && v.currentTime > 0 ? v.videoWidth : 0;
+  };
+  const videoWidth = await (await page.waitForFunction(playing, name, { timeout: 30_000 })).jsonValue();
   const a = await inbound(page);
   await page.waitForTimeout(1500);
   const b = await inbound(page);

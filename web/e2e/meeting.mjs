@@ -5,7 +5,7 @@
 //
 // input: {"url", "owner": {"username","password"}, "room", "guest"}
 
-import { assert, assertMediaFrom, inbound, joinFromPrejoin, newPage, run, shot, signIn } from "./lib.mjs";
+import { assert, assertMediaFrom, joinFromPrejoin, newPage, run, shot, signIn } from "./lib.mjs";
 
 const cfg = (await import("./lib.mjs")).input();
 
@@ -37,7 +37,6 @@ await run("meeting", 150_000, async (browser) => {
   await host.waitForFunction(() => (document.querySelector(".preview-video")?.videoWidth ?? 0) > 0);
   await host.waitForTimeout(300);
   await shot(host, "prejoin");
-  const joinClicked = Date.now();
   await joinFromPrejoin(host);
 
   // The guest opens the invite link at phone width and joins by name.
@@ -51,13 +50,23 @@ await run("meeting", 150_000, async (browser) => {
 
   // Media both ways: video playing with frames decoded, audio packets arriving.
   const ownerSees = await assertMediaFrom(host, guest);
-  const firstFrameMs = Date.now() - joinClicked;
   const guestSees = await assertMediaFrom(visitor, owner.username);
   const guestIdentity = await visitor.evaluate(() => window.bedrud.call.join.identity);
   const guestRole = await visitor.evaluate(() => window.bedrud.call.join.role);
   assert(guestRole === "guest", `guest role ${guestRole}`);
   await shot(host, "meeting");
   await shot(visitor, "meeting-phone");
+
+  // Speaker layout: the other person large, yourself in the strip; devices can be switched.
+  await host.getByRole("button", { name: "Speaker layout" }).click();
+  await host.locator(".stage.speaker").getByRole("figure", { name: guest, exact: true }).waitFor();
+  await shot(host, "meeting-speaker");
+  await host.getByRole("button", { name: "Grid layout" }).click();
+  await host.getByRole("button", { name: "Devices" }).click();
+  await host.getByLabel("Camera").locator("option").first().waitFor({ state: "attached" });
+  const cameras = await host.getByLabel("Camera").locator("option").count();
+  assert(cameras >= 1, "no camera listed in the devices panel");
+  await shot(host, "meeting-devices");
 
   // Chat both ways over LiveKit data messages.
   await host.getByRole("button", { name: "Chat" }).click();
@@ -88,12 +97,11 @@ await run("meeting", 150_000, async (browser) => {
   await visitor.getByRole("heading", { name: "You were removed from the meeting" }).waitFor();
   await shot(visitor, "removed-phone");
   await host.getByRole("listitem", { name: guest }).waitFor({ state: "detached" });
-  const after = await inbound(host);
 
   // The owner leaves.
   await host.getByRole("button", { name: "Leave meeting" }).click();
   await host.getByRole("heading", { name: "You left the meeting" }).waitFor();
   await shot(host, "left");
 
-  return { room, guestIdentity, firstFrameMs, ownerSees, guestSees, framesAfterKick: after.framesDecoded };
+  return { room, guestIdentity, cameras, ownerSees, guestSees };
 });

@@ -364,7 +364,7 @@ export function start(root: HTMLElement, join: Join, tracks: LocalTrack[], displ
           },
         },
         chatInput,
-        h("button", { type: "submit", class: "btn primary icon-only", "aria-label": t("meeting.chatSend"), title: t("meeting.chatSend") }, icon("chat")),
+        h("button", { type: "submit", class: "btn primary icon-only", "aria-label": t("meeting.chatSend"), title: t("meeting.chatSend") }, icon("send")),
       ),
     );
   }
