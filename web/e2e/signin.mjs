@@ -1,6 +1,7 @@
 // Scenario 6 and the account pages: a wrong password shows the API's own message; Simplified
 // Chinese renders when chosen (and is remembered) and when the browser prefers it; a visitor
-// registers when registration is on; the password can be changed; phone-width screenshots.
+// registers when registration is on; the password can be changed; phone-width screenshots; an
+// invite link without guest access says why and returns to the room after sign-in.
 //
 // input: {"url", "user": {"username","password"}, "newUser"?, "room"?} (registration must be on)
 
@@ -75,5 +76,18 @@ await run("signin", 90_000, async (browser) => {
   await signIn(phone, newUser, `${newUser}-password-2`);
   await phone.getByRole("heading", { name: "Your rooms" }).waitFor();
 
-  return { apiMessage, shown, htmlLang };
+  // With guest access off, an invite link explains why and leads through sign-in back to it.
+  const visitor = await newPage(browser, url);
+  await visitor.goto(`/r/${room}`);
+  await visitor.getByText("This server does not let guests join.").waitFor();
+  await shot(visitor, "prejoin-guests-off");
+  await visitor.getByRole("link", { name: "Sign in to join" }).click();
+  await visitor.getByLabel("Username").fill(user.username);
+  await visitor.getByLabel("Password").fill(user.password);
+  await visitor.getByRole("button", { name: "Sign in" }).click();
+  await visitor.getByRole("heading", { name: "Ready to join?" }).waitFor();
+  const backAt = new URL(visitor.url()).pathname;
+  assert(backAt === `/r/${room}`, `after sign-in at ${backAt}`);
+
+  return { apiMessage, shown, htmlLang, backAt };
 });
