@@ -38,6 +38,9 @@ await run("meeting", 150_000, async (browser) => {
   await host.waitForTimeout(300);
   await shot(host, "prejoin");
   await joinFromPrejoin(host);
+  await host.getByText("You are the only one here.").waitFor();
+  await host.waitForFunction(() => (document.querySelector("figure video")?.videoWidth ?? 0) > 0);
+  await shot(host, "meeting-alone");
 
   // The guest opens the invite link at phone width and joins by name.
   const visitor = await newPage(browser, url, { viewport: { width: 390, height: 844 }, scale: 2 });
