@@ -244,6 +244,53 @@ fn doctor_client_url_timeouts_and_token_ttl() {
     assert_eq!(f["seed"], "Webhook & State: Room not cleaned up after all leave");
     let f = finding(&r, "token-ttl", "warn", "livekit.tokenTtl is 45 s");
     assert_eq!(f["seed"], "Connectivity: Token expired before client connected");
+    finding(&r, "livekit-url", "warn", &format!("livekit.host ws://127.0.0.1:{nobody} points at loopback"));
+}
+
+#[test]
+fn doctor_private_node_ip_and_turn_without_a_dns_name() {
+    // Configuration alone: a private node IP, and TLS with an IP as server.host.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = tls::self_signed(dir.path(), "localhost");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let d = Daemon::configure(Opts {
+        server_extra: format!("  host: 127.0.0.1\n  tls:\n    certFile: {}\n    keyFile: {}\n", cert.display(), key.display()),
+        wait_ready: false,
+        ..Default::default()
+    });
+    // The harness sets nodeIP: 127.0.0.1; the environment overrides it.
+    let o = Command::new(common::daemon::BIN)
+        .args(["doctor", "--json", "--config"])
+        .arg(&d.config)
+        .env("BEDRUD_LIVEKIT_NODE_IP", "10.20.30.40")
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = finding(&r, "node-ip", "warn", "10.20.30.40 (from livekit.nodeIP) is a private address");
+    assert_eq!(f["seed"], "Media & TURN: Clients connect via relay unnecessarily");
+    let f = finding(&r, "turn", "warn", "server.host \"127.0.0.1\" is an IP address");
+    assert_eq!(f["seed"], "Startup & Config Crashes: LiveKit exits with TURN domain required on v1.12+");
+}
+
+#[test]
+fn doctor_clock_skew_against_livekit() {
+    // bedrud's clock three minutes ahead (libfaketime on the doctor process only) against a
+    // real LiveKit's Date header.
+    let ext = External::start_with(None);
+    let d = Daemon::configure(Opts { external: Some((ext.port, String::new())), wait_ready: false, ..Default::default() });
+    let o = Command::new("faketime")
+        .args(["-f", "+3m"])
+        .arg(common::daemon::BIN)
+        .args(["doctor", "--json", "--config"])
+        .arg(&d.config)
+        .output()
+        .expect("faketime (Debian package faketime) must be installed");
+    drop(ext);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(o.status.code(), Some(1), "{r:#}");
+    let f = finding(&r, "clock", "fail", "bedrud's clock is 3 min ahead of LiveKit's");
+    assert_eq!(f["seed"], "Connectivity: Token expired before client connected");
+    finding(&r, "livekit-api", "ok", "answers OK");
 }
 
 #[test]
