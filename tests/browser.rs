@@ -166,3 +166,21 @@ fn meeting_survives_expired_token_device_switch_and_livekit_restart() {
     assert!(m["framesDecoded"][1].as_u64() > m["framesDecoded"][0].as_u64(), "{out}");
     eventually(SECS(30), "both back in bedrud's participant list", || participants(&d, &admin, "weekly").len() == 2);
 }
+
+/// First run in the browser: the sign-in page says no administrator exists, the setup link
+/// from the log creates one and signs in as it, and the link is then used up.
+#[test]
+fn first_run_setup_page_creates_the_administrator() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    let link = common::wait_for(SECS(10), "setup link in the log", || {
+        let log = d.log_text();
+        let i = log.rfind("/setup?token=")?;
+        Some(log[i..].split(|c: char| c.is_whitespace()).next()?.to_string())
+    });
+    let out = scenario("setup", &json!({ "url": d.url(""), "link": link, "admin": { "username": "chief", "password": "chief-password" } }), SECS(90));
+    assert_eq!(out["admin"], "chief");
+    assert_eq!(d.get("/api/setup", None).1["needed"], false);
+    let token = d.login("chief", "chief-password");
+    assert_eq!(d.get("/api/auth/me", Some(&token)).1["user"]["role"], "admin");
+}
