@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, Loaded};
 use crate::control;
-use crate::http::serve::{serve, Tls};
+use crate::http::serve::{serve, Limits, Tls};
 use crate::http::{self, AppState, SharedState};
 use crate::livekit::status::{LivekitState, LivekitStatus, Mode, StatusRx};
 use crate::livekit::supervisor::{self, LaunchParams, SupervisorHandle};
@@ -171,6 +171,8 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         _ => config,
     };
 
+    raise_fd_limit();
+    crate::accounts::limit_hashes(config.auth.max_concurrent_hashes.unwrap_or_else(crate::accounts::default_hash_slots));
     let db_path = config.database_path();
     let store = Store::open(&db_path).map_err(|e| Fatal::new(e.to_string()))?;
     tracing::info!(path = %db_path.display(), "database open");
@@ -193,14 +195,15 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     };
     let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone()));
     let app = http::router(state.clone());
+    let limits = Limits::from_config(&config.server);
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(serve(listener, tls.clone(), app.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(serve(listener, tls.clone(), app.clone(), limits, state.connections.clone(), shutdown.clone())));
     // With TLS on the API, LiveKit's webhook client would reject a certificate issued for a DNS
     // name when calling 127.0.0.1, so webhooks get a plain listener bound to loopback only.
     let hook_url = if tls.is_some() {
         let internal = bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), "internal webhook listener").await?;
         let addr = internal.local_addr().map_err(|e| Fatal::new(e.to_string()))?;
-        tasks.push(tokio::spawn(serve(internal, None, app.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(serve(internal, None, app.clone(), limits, state.connections.clone(), shutdown.clone())));
         webhook_url(addr, false)
     } else {
         webhook_url(api_addr, false)
@@ -281,6 +284,17 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     let _ = status_tx.send_modify(|s| s.state = LivekitState::Stopped);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one (as Go programs such as livekit-server
+/// do): every API connection is a descriptor, and server.maxConnections should be what binds.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+            tracing::debug!(soft, hard, "cannot raise the open-file limit");
+        }
+    }
 }
 
 /// Waits for the first start of the child, keeping systemd's start timeout extended.
