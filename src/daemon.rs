@@ -122,7 +122,12 @@ fn status_line(state: &AppState, api: SocketAddr, lk: &LivekitStatus) -> String 
         }
     };
     let ip = if api.ip().is_unspecified() { String::new() } else { api.ip().to_string() };
-    format!("serving {ip}:{}; {mode}{node}", api.port())
+    let store = match state.store.write_failure() {
+        Some(f) if f.disk_full => "; store cannot write: disk full".to_string(),
+        Some(f) => format!("; store cannot write: {}", f.message),
+        None => String::new(),
+    };
+    format!("serving {ip}:{}; {mode}{node}{store}", api.port())
 }
 
 /// SIGTERM, SIGINT and SIGHUP, caught from the start: a stop request while LiveKit starts is
@@ -174,8 +179,9 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     raise_fd_limit();
     crate::accounts::limit_hashes(config.auth.max_concurrent_hashes.unwrap_or_else(crate::accounts::default_hash_slots));
     let db_path = config.database_path();
-    let store = Store::open(&db_path).map_err(|e| Fatal::new(e.to_string()))?;
-    tracing::info!(path = %db_path.display(), "database open");
+    let opened = Instant::now();
+    let store = Store::open_with(&db_path, store::StoreOptions { cache_size: config.database.cache_size }).map_err(|e| Fatal::new(e.to_string()))?;
+    tracing::info!(path = %db_path.display(), open_ms = opened.elapsed().as_millis() as u64, "database open");
     let keys = api_keys(&config, &store).await?;
 
     let shutdown = CancellationToken::new();
@@ -263,7 +269,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         }
     }
     tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, shutdown.clone()));
-    tasks.push(spawn_maintenance(store.clone(), shutdown.clone()));
+    tasks.push(spawn_maintenance(state.clone(), shutdown.clone()));
 
     let lk = status_rx.borrow().clone();
     let line = status_line(&state, api_addr, &lk);
@@ -420,14 +426,24 @@ async fn apply_reload<P: Fn(Arc<Config>) -> LaunchParams>(m: &MainLoop<'_, P>, l
     Ok(if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) })
 }
 
-/// Hourly: drop expired sessions and old webhook bookkeeping.
-fn spawn_maintenance(store: Store, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+/// Every minute: warn when the disk runs low. Hourly: drop expired sessions, old webhook
+/// bookkeeping and participant history past `database.historyRetention`, then compact the
+/// file when at least a quarter of it (and 16 MiB) is free pages.
+fn spawn_maintenance(state: SharedState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let store = state.store.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes = 0u64;
+        let mut low_disk = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            low_disk = warn_low_disk(&store, low_disk);
+            minutes += 1;
+            if minutes % 60 != 1 {
+                continue;
             }
             let now = store::now_ms();
             let r = store
@@ -438,6 +454,55 @@ fn spawn_maintenance(store: Store, shutdown: CancellationToken) -> tokio::task::
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "maintenance failed"),
             }
+            let retention = state.config().database.history_retention;
+            match prune_history(&store, now.saturating_sub(retention.as_millis() as u64)).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, retention = ?retention, "removed participant history past its retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "history retention failed"),
+            }
+            if let Err(e) = compact_if_worthwhile(&store).await {
+                tracing::warn!(error = %e, "compaction failed");
+            }
         }
     })
+}
+
+/// Removes history rows that ended before `before`, in transactions of 10,000 rows.
+pub async fn prune_history(store: &Store, before: u64) -> Result<usize, store::StoreError> {
+    let mut total = 0;
+    loop {
+        let n = store.write(move |txn| store::history_prune(txn, before, 10_000)).await?;
+        total += n;
+        if n < 10_000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Compacts when a quarter of the file (and at least 16 MiB) holds no live data; true if it did.
+pub async fn compact_if_worthwhile(store: &Store) -> Result<bool, store::StoreError> {
+    let used = store.write(|txn| store::used_bytes(txn)).await?;
+    let size = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    let free = size.saturating_sub(used);
+    if free < 16 * 1024 * 1024 || free < size / 4 {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let done = store.compact().await?;
+    let after = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    tracing::info!(before = size, after, ms = started.elapsed().as_millis() as u64, "database compacted");
+    Ok(done)
+}
+
+/// Warns once when free space on the database's filesystem falls under 10% or 256 MiB, and
+/// once when it is back; returns whether it is low.
+fn warn_low_disk(store: &Store, was_low: bool) -> bool {
+    let Some((free, total)) = store.disk_space() else { return was_low };
+    let low = free < total / 10 || free < 256 * 1024 * 1024;
+    if low && !was_low {
+        tracing::warn!(path = %store.path().display(), free_bytes = free, total_bytes = total, "the database's disk is almost full: writes will be refused when it is");
+    } else if !low && was_low {
+        tracing::info!(free_bytes = free, "the database's disk has room again");
+    }
+    low
 }

@@ -271,3 +271,425 @@ fn a_panicking_handler_answers_500_json_and_the_daemon_serves_on() {
     assert_eq!(s, 200);
     assert!(d.log_text().contains("a request handler panicked"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A full disk
+
+/// A tmpfs of `size` mounted for the test; unmounted (lazily) on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "bedrud-test", &dir.path().display().to_string()])
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mounting a tmpfs needs root (the tests run as root in CI)");
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the filesystem is full; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let p = self.path().join("filler");
+        let mut f = std::fs::File::create(&p).expect("filler");
+        let chunk = vec![0xa5u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        // Whatever fits in the last partial page too.
+        while f.write_all(&chunk[..512]).is_ok() {}
+        let _ = f.sync_all();
+        p
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Collects sd_notify `STATUS=` lines sent to a datagram socket.
+fn notify_socket(dir: &std::path::Path) -> (std::path::PathBuf, std::os::unix::net::UnixDatagram) {
+    let path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    (path, sock)
+}
+
+fn wait_status(sock: &std::os::unix::net::UnixDatagram, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 8192];
+    let mut seen = Vec::new();
+    while start.elapsed() < limit {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(status) = text.lines().find_map(|l| l.strip_prefix("STATUS=")) {
+                if pred(status) {
+                    return status.to_string();
+                }
+                seen.push(status.to_string());
+            }
+        }
+    }
+    panic!("no matching STATUS= within {limit:?}; saw {seen:?}");
+}
+
+#[test]
+fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_restart() {
+    let disk = SmallDisk::mount("12m");
+    let notify_dir = tempfile::tempdir().unwrap();
+    let (notify_path, notify) = notify_socket(notify_dir.path());
+    let mut d = Daemon::start(Opts {
+        env: vec![("NOTIFY_SOCKET".into(), notify_path.display().to_string())],
+        wait_ready: false,
+        ..Default::default()
+    });
+    // The configured database path leads onto the small disk.
+    d.kill9();
+    let link = d.dir.path().join("bedrud.redb");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(disk.path().join("bedrud.redb"), &link).unwrap();
+    d.spawn();
+    d.wait_ready();
+    let admin = d.admin();
+    d.create_user("member", "member-password", false);
+    let member = d.login("member", "member-password");
+    let mut acked = Vec::new();
+    for i in 0..5 {
+        let name = format!("before-{i}");
+        assert_eq!(d.post("/api/room/create", Some(&admin), json!({"name": name, "settings": {"public": true}})).0, 201);
+        acked.push(name);
+    }
+    let filler = disk.fill();
+    // Keep writing until the disk says no: a clear 507, never a hang or a crash.
+    let mut refused = None;
+    for i in 0..2000 {
+        let name = format!("during-{i}");
+        let (s, v) = d.post("/api/room/create", Some(&admin), json!({"name": name}));
+        match s {
+            201 => acked.push(name),
+            507 => {
+                refused = Some(v);
+                break;
+            }
+            other => panic!("room create on a full disk answered {other}: {v}"),
+        }
+    }
+    let v = refused.expect("2000 room creations on a full 12 MiB disk all succeeded");
+    assert_eq!(v["error"]["code"], "insufficient_storage", "{v}");
+    println!("disk full after {} acknowledged rooms", acked.len());
+    // Further writes are refused the same way, at once.
+    let t = Instant::now();
+    let (s, v) = d.post("/api/room/create", Some(&admin), json!({"name": "refused-again"}));
+    assert_eq!(s, 507, "{v}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // Reads, joins and signed-in sessions keep working; LiveKit stays up.
+    for _ in 0..3 {
+        let (s, v) = d.get("/api/room/before-1", Some(&member));
+        assert_eq!(s, 200, "room read on a full disk: {v}");
+        let (s, v) = d.post("/api/room/join", Some(&member), json!({"room": "before-2"}));
+        assert_eq!(s, 200, "join on a full disk: {v}");
+        let (s, v) = d.get("/api/room/list?limit=500", Some(&admin));
+        assert_eq!(s, 200, "{v}");
+    }
+    // Readiness and STATUS= say that the store cannot write.
+    let (s, v) = d.get("/api/ready", None);
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["store"], "read-only", "{v}");
+    assert_eq!(v["livekit"]["state"], "ready", "{v}");
+    assert!(v["notReady"].to_string().contains("cannot write: disk full"), "{v}");
+    let status = wait_status(&notify, Duration::from_secs(15), |s| s.contains("store cannot write: disk full"));
+    assert!(status.contains("livekit"), "{status}");
+    assert!(d.log_text().contains("disk is almost full") || d.log_text().contains("database writes fail"));
+    // Space comes back: writes work again without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    common::wait_for(Duration::from_secs(15), "ready again after space was freed", || (d.get("/api/ready", None).0 == 200).then_some(()));
+    let (s, v) = d.post("/api/room/create", Some(&admin), json!({"name": "after-space"}));
+    assert_eq!(s, 201, "{v}");
+    acked.push("after-space".into());
+    wait_status(&notify, Duration::from_secs(15), |s| !s.contains("cannot write"));
+    // Nothing acknowledged was lost, and the file opens cleanly after a restart.
+    assert_eq!(d.stop(), Some(0));
+    d.spawn();
+    d.wait_ready();
+    let (s, v) = d.get("/api/admin/rooms", Some(&admin));
+    assert_eq!(s, 200);
+    let names: Vec<&str> = v["rooms"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+    for n in &acked {
+        assert!(names.contains(&n.as_str()), "acknowledged room {n} is missing after the restart");
+    }
+    assert!(!names.contains(&"refused-again"));
+    assert_eq!(d.stop(), Some(0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backup, restore, old stores
+
+#[test]
+fn backup_under_load_restores_to_a_consistent_store_and_restore_refuses_a_running_daemon() {
+    let mut d = Daemon::start(Opts::default());
+    let admin = d.admin();
+    for i in 0..20 {
+        assert_eq!(d.post("/api/room/create", Some(&admin), json!({"name": format!("base-{i:02}")})).0, 201);
+    }
+    // Writers keep going while the backup is taken.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (url, token, stop) = (d.url("/api/room/create"), admin.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let c = common::daemon::http_client();
+                let mut acked = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let name = format!("load-{w}-{i:04}");
+                    if c.post(&url).bearer_auth(&token).json(&json!({"name": name})).send().map(|r| r.status().as_u16()).ok() == Some(201) {
+                        acked.push(name);
+                    }
+                    i += 1;
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let backup = d.dir.path().join("copy.redb");
+    let (code, out, err) = d.cli(&["backup", &backup.display().to_string()], None);
+    assert_eq!(code, 0, "backup failed: {out} {err}");
+    assert!(out.contains("backup written"), "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(acked.len() > 20, "the load made only {} rooms", acked.len());
+    // A second backup to the same name is refused.
+    let (code, _, err) = d.cli(&["backup", &backup.display().to_string()], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists"), "{err}");
+    // Restore refuses while the daemon runs, and changes nothing.
+    let (code, _, err) = d.cli(&["restore", &backup.display().to_string()], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("daemon running") || err.contains("in use"), "{err}");
+    assert_eq!(d.get("/api/room/base-00", Some(&admin)).0, 200);
+    // Stopped: restore, start, and the store is the backup's snapshot: every base room, a
+    // prefix of each writer's rooms (a snapshot cannot hold a later room without an earlier one).
+    assert_eq!(d.stop(), Some(0));
+    let (code, out, err) = d.cli(&["restore", &backup.display().to_string()], None);
+    assert_eq!(code, 0, "restore failed: {out} {err}");
+    d.spawn();
+    d.wait_ready();
+    let admin = d.login("admin", "admin-password");
+    let (_, v) = d.get("/api/admin/rooms", Some(&admin));
+    let names: std::collections::BTreeSet<String> = v["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+    for i in 0..20 {
+        assert!(names.contains(&format!("base-{i:02}")));
+    }
+    let restored_load = names.iter().filter(|n| n.starts_with("load-")).count();
+    assert!(restored_load > 0 && restored_load < acked.len(), "backup holds {restored_load} of {} load rooms", acked.len());
+    for w in 0..4 {
+        let mine: Vec<&String> = acked.iter().filter(|n| n.starts_with(&format!("load-{w}-"))).collect();
+        let present: Vec<bool> = mine.iter().map(|n| names.contains(*n)).collect();
+        let first_missing = present.iter().position(|p| !p).unwrap_or(present.len());
+        assert!(present[first_missing..].iter().all(|p| !p), "writer {w}: the backup is not one snapshot");
+    }
+    // The old file was kept aside.
+    assert!(d.dir.path().join("bedrud.redb.before-restore").exists());
+    assert_eq!(d.stop(), Some(0));
+}
+
+#[test]
+fn a_store_from_bedrud_0_1_0_opens_migrated_and_a_newer_one_is_refused() {
+    let mut d = Daemon::start(Opts { wait_ready: false, ..Default::default() });
+    d.kill9();
+    let db = d.dir.path().join("bedrud.redb");
+    let _ = std::fs::remove_file(&db);
+    std::fs::copy(common::repo_root().join("tests/data/store-v1.redb"), &db).expect("copy the committed store");
+    d.spawn();
+    d.wait_ready();
+    let admin = d.login("admin", "fixture-admin-pw");
+    assert!(d.log_text().contains("store migrated from schema 1 to 2"), "{}", d.log_text());
+    let (s, v) = d.get("/api/room/weekly-sync", Some(&admin));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["room"]["settings"]["maxParticipants"], 8);
+    assert_eq!(v["room"]["settings"]["allowScreenShare"], false);
+    let (_, v) = d.get("/api/admin/rooms/weekly-sync/participants", Some(&admin));
+    let hist = v["history"].as_array().unwrap();
+    assert_eq!(hist.len(), 2, "{v}");
+    assert!(hist.iter().all(|h| h["room"] == "weekly-sync" && h["leaveReason"] == "left"));
+    let (_, v) = d.get("/api/admin/rooms/board-room/participants", Some(&admin));
+    assert_eq!(v["history"].as_array().unwrap().len(), 1, "{v}");
+    d.login("alice", "fixture-alice-pw");
+    // The moderator survived: bob manages weekly-sync.
+    let bob = d.login("bob", "fixture-bob-pw");
+    assert_eq!(d.api("PUT", "/api/room/weekly-sync/settings", Some(&bob), Some(json!({"maxParticipants": 9}))).0, 200);
+    assert_eq!(d.stop(), Some(0));
+    // A file marked as written by a newer bedrud is refused with a message saying so.
+    {
+        let rdb = redb::Database::create(&db).unwrap();
+        let t = rdb.begin_write().unwrap();
+        t.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta")).unwrap().insert("schema_version", "99".as_bytes()).unwrap();
+        t.commit().unwrap();
+    }
+    d.spawn();
+    let code = d.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, Some(1));
+    assert!(d.log_text().contains("newer than this bedrud supports"), "{}", d.log_text());
+    let (code, _, err) = d.cli(&["restore", &db.display().to_string()], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("newer than this bedrud supports"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// kill -9 under a mixed write load
+
+/// Acknowledged writes of one round.
+#[derive(Default)]
+struct Acked {
+    users: Vec<String>,
+    rooms: Vec<String>,
+    /// room → highest maxParticipants answered 200.
+    settings: std::collections::HashMap<String, u64>,
+    moderators: Vec<(String, String)>,
+    /// (room, identity) of participant_joined events answered 200.
+    joins: Vec<(String, String)>,
+}
+
+#[test]
+fn twenty_kill9_rounds_under_mixed_writes_lose_nothing_acknowledged() {
+    let mut d = Daemon::start(Opts { auth: "  registration: true\n  maxConcurrentHashes: 2\n".into(), ..Default::default() });
+    d.create_user("admin", "admin-password", true);
+    let admin = d.login("admin", "admin-password");
+    assert_eq!(d.post("/api/room/create", Some(&admin), json!({"name": "hooks"})).0, 201);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Acked::default()));
+    let mut open_times = Vec::new();
+    let mut store_open_ms = Vec::new();
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    for round in 0..20 {
+        let admin = d.login("admin", "admin-password");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        // Registrations.
+        {
+            let (url, stop, acked) = (d.url("/api/auth/register"), stop.clone(), acked.clone());
+            threads.push(std::thread::spawn(move || {
+                let c = common::daemon::http_client();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let name = format!("user-{round}-{i}");
+                    if let Ok(r) = c.post(&url).json(&json!({"username": name, "password": "password-123"})).send() {
+                        if r.status().as_u16() == 201 {
+                            acked.lock().unwrap().users.push(name);
+                        }
+                    }
+                    i += 1;
+                }
+            }));
+        }
+        // Rooms, their settings and moderators.
+        for w in 0..2 {
+            let (base, token, stop, acked) = (d.url(""), admin.clone(), stop.clone(), acked.clone());
+            threads.push(std::thread::spawn(move || {
+                let c = common::daemon::http_client();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let room = format!("room-{round}-{w}-{i}");
+                    let ok = |r: reqwest::Result<reqwest::blocking::Response>, code: u16| r.map(|r| r.status().as_u16() == code).unwrap_or(false);
+                    if ok(c.post(format!("{base}/api/room/create")).bearer_auth(&token).json(&json!({"name": room})).send(), 201) {
+                        acked.lock().unwrap().rooms.push(room.clone());
+                        for m in 1..=3u64 {
+                            if ok(c.put(format!("{base}/api/room/{room}/settings")).bearer_auth(&token).json(&json!({"maxParticipants": m})).send(), 200) {
+                                acked.lock().unwrap().settings.insert(room.clone(), m);
+                            }
+                        }
+                        if ok(c.post(format!("{base}/api/room/{room}/moderators/admin")).bearer_auth(&token).send(), 201) {
+                            acked.lock().unwrap().moderators.push((room.clone(), "admin".into()));
+                        }
+                    }
+                    i += 1;
+                }
+            }));
+        }
+        // Webhooks as LiveKit sends them.
+        {
+            let (url, stop, acked) = (d.url("/api/livekit/webhook"), stop.clone(), acked.clone());
+            threads.push(std::thread::spawn(move || {
+                let c = common::daemon::http_client();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 90 {
+                    let ident = format!("p-{round}-{i}");
+                    let body = common::daemon::participant_event(&format!("EV_{round}_{i}"), "participant_joined", "hooks", &ident, &format!("PA_{round}_{i}"));
+                    let auth = common::daemon::webhook_auth(&body, common::daemon::API_KEY, common::daemon::API_SECRET, 60);
+                    let r = c.post(&url).header("authorization", auth).header("content-type", "application/webhook+json").body(body).send();
+                    if r.map(|r| r.status().as_u16() == 200).unwrap_or(false) {
+                        acked.lock().unwrap().joins.push(("hooks".into(), ident));
+                    }
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }));
+        }
+        // Kill at a pseudo-random moment 300-1200 ms into the load.
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(300 + (seed >> 33) % 900));
+        d.kill9();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let t = Instant::now();
+        d.spawn();
+        d.wait_ready();
+        open_times.push(t.elapsed());
+        let log = d.log_text();
+        // The text log may colour its fields: take the digits after the name.
+        let open_ms: String = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("database open"))
+            .and_then(|l| l.split("open_ms").nth(1))
+            .map(|v| v.chars().skip_while(|c| !c.is_ascii_digit()).take_while(|c| c.is_ascii_digit()).collect())
+            .unwrap_or_default();
+        store_open_ms.push(open_ms);
+        verify_acked(&d, &acked.lock().unwrap(), round);
+    }
+    let mut sorted = open_times.clone();
+    sorted.sort();
+    println!("20 kill -9 rounds: restart to ready min {:?}, median {:?}, max {:?}; store open (ms) after each kill: {}", sorted[0], sorted[10], sorted[19], store_open_ms.join(" "));
+    let a = acked.lock().unwrap();
+    println!("acknowledged and found: {} users, {} rooms, {} settings, {} moderators, {} webhook joins", a.users.len(), a.rooms.len(), a.settings.len(), a.moderators.len(), a.joins.len());
+    assert!(!a.rooms.is_empty() && !a.joins.is_empty() && !a.users.is_empty());
+    assert_eq!(d.stop(), Some(0));
+}
+
+fn verify_acked(d: &Daemon, a: &Acked, round: usize) {
+    let admin = d.login("admin", "admin-password");
+    let (_, v) = d.get("/api/admin/users", Some(&admin));
+    let users: std::collections::HashSet<&str> = v["users"].as_array().unwrap().iter().filter_map(|u| u["username"].as_str()).collect();
+    for u in &a.users {
+        assert!(users.contains(u.as_str()), "round {round}: registered user {u} lost");
+    }
+    let (_, v) = d.get("/api/admin/rooms", Some(&admin));
+    let rooms: std::collections::HashMap<&str, &Value> = v["rooms"].as_array().unwrap().iter().map(|r| (r["name"].as_str().unwrap(), r)).collect();
+    for r in &a.rooms {
+        assert!(rooms.contains_key(r.as_str()), "round {round}: room {r} lost");
+    }
+    for (r, m) in &a.settings {
+        let got = rooms[r.as_str()]["settings"]["maxParticipants"].as_u64().unwrap();
+        assert!(got >= *m, "round {round}: room {r} has maxParticipants {got}, {m} was acknowledged");
+    }
+    for (r, _) in &a.moderators {
+        let (_, v) = d.get(&format!("/api/room/{r}"), Some(&admin));
+        assert_eq!(v["room"]["moderators"].as_array().map(|m| m.len()), Some(1), "round {round}: moderator of {r} lost: {v}");
+    }
+    let (_, v) = d.get("/api/admin/rooms/hooks/participants", Some(&admin));
+    let mut seen: std::collections::HashSet<String> = v["participants"].as_array().unwrap().iter().filter_map(|p| p["identity"].as_str().map(String::from)).collect();
+    seen.extend(v["history"].as_array().unwrap().iter().filter_map(|p| p["identity"].as_str().map(String::from)));
+    for (_, ident) in a.joins.iter().filter(|(_, i)| i.starts_with(&format!("p-{round}-"))) {
+        assert!(seen.contains(ident), "round {round}: webhook join of {ident} lost");
+    }
+}

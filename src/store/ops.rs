@@ -347,6 +347,7 @@ pub fn participant_join(
     };
     hist.insert(id, encode(&entry)?.as_slice())?;
     drop(hist);
+    txn.open_table(HISTORY_BY_ROOM)?.insert((room, id), ())?;
     let p = LiveParticipant {
         identity: identity.to_string(),
         sid: sid.to_string(),
@@ -383,20 +384,62 @@ pub fn participant_leave(
     Ok(Some(p))
 }
 
+/// The newest `limit` history rows of a room, newest first (from the room index).
 pub fn history_for_room(txn: &ReadTransaction, room: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
-    let t = txn.open_table(HISTORY)?;
+    let index = txn.open_table(HISTORY_BY_ROOM)?;
+    let rows = txn.open_table(HISTORY)?;
     let mut out = Vec::new();
-    for row in t.iter()?.rev() {
-        let (_, v) = row?;
-        let e: HistoryEntry = decode(v.value())?;
-        if e.room == room {
-            out.push(e);
+    for row in index.range((room, 0)..=(room, u64::MAX))?.rev() {
+        let (k, _) = row?;
+        if let Some(v) = rows.get(k.value().1)? {
+            out.push(decode(v.value())?);
             if out.len() >= limit {
                 break;
             }
         }
     }
     Ok(out)
+}
+
+/// Builds the room index of the history from the rows (migration to schema 2).
+pub fn history_reindex(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let rows = txn.open_table(HISTORY)?;
+    let mut index = txn.open_table(HISTORY_BY_ROOM)?;
+    let mut n = 0;
+    for row in rows.iter()? {
+        let (k, v) = row?;
+        let e: HistoryEntry = decode(v.value())?;
+        index.insert((e.room.as_str(), k.value()), ())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Removes at most `max` closed history rows that ended before `before`, oldest first; returns
+/// how many went. Rows of participants still present stay.
+pub fn history_prune(txn: &WriteTransaction, before: u64, max: usize) -> Result<usize, StoreError> {
+    let mut rows = txn.open_table(HISTORY)?;
+    let mut old = Vec::new();
+    for row in rows.iter()? {
+        let (k, v) = row?;
+        let e: HistoryEntry = decode(v.value())?;
+        // Rows are in join order: once joins are recent, nothing further can be old enough.
+        if e.joined_at >= before {
+            break;
+        }
+        if e.left_at.is_some_and(|l| l < before) {
+            old.push((k.value(), e.room));
+            if old.len() >= max {
+                break;
+            }
+        }
+    }
+    let mut index = txn.open_table(HISTORY_BY_ROOM)?;
+    for (id, room) in &old {
+        rows.remove(*id)?;
+        index.remove((room.as_str(), *id))?;
+    }
+    Ok(old.len())
 }
 
 pub fn count_history(txn: &ReadTransaction) -> Result<u64, StoreError> {
