@@ -1,22 +1,28 @@
 # bedrud — developer entry points. Every target builds what it needs.
-#   make run    build bedrud (and livekit-server if missing) and run the daemon on embedded defaults
+#   make run    build the web client, bedrud (and livekit-server if missing) and run the daemon
+#               on embedded defaults
 #   make test   every test, with a real livekit-server, real LiveKit clients and a real systemd
 #   make bench  benchmarks (prints figures, writes target/bench/results.json)
 #   make deb    the Debian package in target/debian/
+#   make fuzz   coverage-guided fuzzers (cargo-fuzz, nightly), FUZZ_SECONDS per target
 
 SHELL := /bin/bash
 CARGO ?= cargo
 LIVEKIT_VERSION ?= v1.13.5
 LIVEKIT_OLD_VERSION ?= v1.9.12
 
-.PHONY: all build release run test test-rust test-nix test-appliance bench deb livekit test-env clean
+.PHONY: all build release run test test-rust test-nix test-appliance bench deb livekit test-env web clean
 
 all: build
 
-build:
+# The web client (web/dist), embedded into the binary at compile time: build it first.
+web:
+	scripts/build-web
+
+build: web
 	$(CARGO) build
 
-release:
+release: web
 	$(CARGO) build --release
 
 livekit:
@@ -25,14 +31,14 @@ livekit:
 # Runs the daemon with no config file: embedded LiveKit, state in ./data.
 run: release
 	@lk="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)"; \
-	BEDRUD_LIVEKIT_BINARY="$$lk" exec target/release/bedrud run
+	BEDRUD_LIVEKIT_BINARY="$$lk" exec "$$(scripts/target-dir)/release/bedrud" run
 
 test-env:
 	scripts/install-livekit $(LIVEKIT_VERSION)
 	scripts/install-livekit $(LIVEKIT_OLD_VERSION)
 	scripts/setup-test-env
 
-test-rust: test-env
+test-rust: test-env web
 	BEDRUD_TEST_LIVEKIT="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_LIVEKIT_OLD="$$(scripts/install-livekit $(LIVEKIT_OLD_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_PYTHON="$$(scripts/setup-test-env | tail -n 1)" \
@@ -49,6 +55,9 @@ test: test-rust test-nix test-appliance
 
 bench: release
 	scripts/bench
+
+fuzz:
+	scripts/fuzz
 
 deb:
 	scripts/build-deb

@@ -199,7 +199,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         }
         _ => None,
     };
-    let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone()));
+    let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone(), shutdown.clone()));
     let app = http::router(state.clone());
     let limits = Limits::from_config(&config.server);
     let mut tasks = Vec::new();
@@ -215,6 +215,11 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         webhook_url(api_addr, false)
     };
     tracing::info!(address = %api_addr, tls = tls.is_some(), "API listening");
+    if let Some(addr) = config.server.metrics_socket() {
+        let l = bind(addr, "server.metricsAddress").await?;
+        tracing::info!(address = %l.local_addr().unwrap_or(addr), "metrics listening at /metrics");
+        tasks.push(crate::metrics::serve(l, state.clone(), shutdown.clone()));
+    }
 
     let sock = control::socket_path(&db_path);
     match control::serve(&sock, store.clone(), keys.clone(), shutdown.clone()) {

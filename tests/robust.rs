@@ -693,3 +693,118 @@ fn verify_acked(d: &Daemon, a: &Acked, round: usize) {
         assert!(seen.contains(ident), "round {round}: webhook join of {ident} lost");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+/// Parses a Prometheus text exposition with the `prometheus_client` Python package's parser;
+/// returns (name, labels, value) of every sample.
+fn parse_exposition(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scrape.txt");
+    std::fs::write(&file, text).unwrap();
+    let script = "import json, sys\nfrom prometheus_client.parser import text_string_to_metric_families\n\
+                  out = []\n\
+                  for fam in text_string_to_metric_families(open(sys.argv[1]).read()):\n\
+                  \x20   for s in fam.samples:\n\
+                  \x20       out.append([s.name, s.labels, s.value])\n\
+                  print(json.dumps(out))\n";
+    let out = std::process::Command::new(common::python()).arg("-c").arg(script).arg(&file).output().expect("run python");
+    assert!(out.status.success(), "prometheus_client could not parse the scrape: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    let v: Vec<(String, std::collections::BTreeMap<String, String>, f64)> = serde_json::from_slice(&out.stdout).expect("parser output");
+    v
+}
+
+fn sample(samples: &[(String, std::collections::BTreeMap<String, String>, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|s| s.2)
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
+}
+
+#[test]
+fn metrics_count_what_was_driven_and_parse_with_prometheus_client() {
+    let mport = common::free_port();
+    let d = Daemon::start(Opts {
+        server_extra: format!("  metricsAddress: 127.0.0.1:{mport}\n"),
+        auth: "  maxFailedLogins: 2\n".into(),
+        ..Default::default()
+    });
+    let admin = d.admin();
+    assert_eq!(d.post("/api/room/create", Some(&admin), json!({"name": "metered"})).0, 201);
+    for _ in 0..3 {
+        assert_eq!(d.post("/api/room/join", Some(&admin), json!({"room": "metered"})).0, 200);
+    }
+    assert_eq!(d.post("/api/room/join", Some(&admin), json!({"room": "no-such-room"})).0, 404);
+    // Two wrong passwords, then the throttle.
+    for want in [401, 401, 429, 429] {
+        assert_eq!(d.post("/api/auth/login", None, json!({"username": "admin", "password": "wrong-password"})).0, want);
+    }
+    // Webhooks: applied, a duplicate, a forged one.
+    let body = common::daemon::participant_event("EV_metrics_1", "participant_joined", "metered", "someone", "PA_m1");
+    let auth = common::daemon::webhook_auth(&body, common::daemon::API_KEY, common::daemon::API_SECRET, 60);
+    let c = common::daemon::http_client();
+    for _ in 0..2 {
+        let r = c.post(d.url("/api/livekit/webhook")).header("authorization", &auth).header("content-type", "application/webhook+json").body(body.clone()).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let forged = common::daemon::webhook_auth(&body, common::daemon::API_KEY, "not-the-secret-0123456789abcdefghijkl", 60);
+    let r = c.post(d.url("/api/livekit/webhook")).header("authorization", forged).header("content-type", "application/webhook+json").body(body).send().unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // One connection held open while scraping.
+    let _held = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
+    let text = c.get(format!("http://127.0.0.1:{mport}/metrics")).send().unwrap().text().unwrap();
+    let s = parse_exposition(&text);
+    assert_eq!(sample(&s, "bedrud_http_requests_total", &[("route", "/api/room/join"), ("status", "200"), ("method", "POST")]), 3.0);
+    assert_eq!(sample(&s, "bedrud_http_requests_total", &[("route", "/api/room/join"), ("status", "404")]), 1.0);
+    assert_eq!(sample(&s, "bedrud_joins_total", &[("result", "ok")]), 3.0);
+    assert_eq!(sample(&s, "bedrud_joins_total", &[("result", "refused")]), 1.0);
+    assert_eq!(sample(&s, "bedrud_http_request_duration_seconds_count", &[("route", "/api/room/join")]), 4.0);
+    assert_eq!(sample(&s, "bedrud_http_request_duration_seconds_bucket", &[("route", "/api/room/join"), ("le", "+Inf")]), 4.0);
+    assert_eq!(sample(&s, "bedrud_login_throttled_total", &[]), 2.0);
+    assert_eq!(sample(&s, "bedrud_webhook_events_total", &[("outcome", "applied")]), 1.0);
+    assert_eq!(sample(&s, "bedrud_webhook_events_total", &[("outcome", "duplicate")]), 1.0);
+    assert_eq!(sample(&s, "bedrud_webhook_events_total", &[("outcome", "rejected")]), 1.0);
+    assert_eq!(sample(&s, "bedrud_livekit_ready", &[]), 1.0);
+    assert_eq!(sample(&s, "bedrud_livekit_state", &[("state", "ready")]), 1.0);
+    assert_eq!(sample(&s, "bedrud_livekit_restarts_total", &[]), 0.0);
+    // Session writes, the room, the webhook: at least three commits, none failed.
+    assert!(sample(&s, "bedrud_store_commit_duration_seconds_count", &[]) >= 3.0);
+    assert_eq!(sample(&s, "bedrud_store_commit_failures_total", &[]), 0.0);
+    assert_eq!(sample(&s, "bedrud_store_writable", &[]), 1.0);
+    assert!(sample(&s, "bedrud_connections_open", &[]) >= 1.0);
+    // Raw paths never become labels.
+    assert!(!text.contains("no-such-room"));
+    // The same exposition for an admin on the API; others are refused.
+    let (code, _) = d.get("/api/admin/metrics", None);
+    assert_eq!(code, 401);
+    let r = c.get(d.url("/api/admin/metrics")).bearer_auth(&admin).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().unwrap().contains("bedrud_joins_total{result=\"ok\"} 3"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fuzzing: the committed corpus and every input that once failed, replayed
+
+#[test]
+fn fuzz_corpus_and_regressions_replay_without_failures() {
+    let repo = common::repo_root();
+    let targets: [(&str, fn(&[u8])); 4] = [
+        ("config", bedrud::fuzzing::config),
+        ("webhook", bedrud::fuzzing::webhook),
+        ("json_bodies", bedrud::fuzzing::json_body),
+        ("livekit_version", bedrud::fuzzing::livekit_version),
+    ];
+    for (name, run) in targets {
+        let inputs = bedrud::fuzzing::saved_inputs(&repo, name);
+        assert!(!inputs.is_empty(), "fuzz/corpus/{name} is empty: run `make fuzz` and commit the corpus");
+        for input in &inputs {
+            let data = std::fs::read(input).unwrap();
+            run(&data);
+        }
+        println!("fuzz target {name}: {} saved inputs replayed", inputs.len());
+    }
+}
