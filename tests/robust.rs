@@ -523,9 +523,18 @@ fn a_store_from_bedrud_0_1_0_opens_migrated_and_a_newer_one_is_refused() {
     assert!(hist.iter().all(|h| h["room"] == "weekly-sync" && h["leaveReason"] == "left"));
     let (_, v) = d.get("/api/admin/rooms/board-room/participants", Some(&admin));
     assert_eq!(v["history"].as_array().unwrap().len(), 1, "{v}");
-    d.login("alice", "fixture-alice-pw");
+    // The room listing comes from indexes built by the migration: alice sees the public room
+    // only, bob the one he moderates, the admin both.
+    let alice = d.login("alice", "fixture-alice-pw");
+    let names = |token: &str| -> Vec<String> {
+        let (_, v) = d.get("/api/room/list", Some(token));
+        v["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(&alice), ["weekly-sync"]);
+    assert_eq!(names(&admin), ["board-room", "weekly-sync"]);
     // The moderator survived: bob manages weekly-sync.
     let bob = d.login("bob", "fixture-bob-pw");
+    assert_eq!(names(&bob), ["weekly-sync"]);
     assert_eq!(d.api("PUT", "/api/room/weekly-sync/settings", Some(&bob), Some(json!({"maxParticipants": 9}))).0, 200);
     assert_eq!(d.stop(), Some(0));
     // A file marked as written by a newer bedrud is refused with a message saying so.

@@ -100,7 +100,7 @@ fn parse_node(s: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
             m.append(*k, v.parse().unwrap());

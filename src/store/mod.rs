@@ -33,7 +33,7 @@ pub use model::*;
 pub use ops::*;
 
 /// Layout version of the file. Older files are migrated on open; newer ones are refused.
-/// 2: `participant_history_by_room` index.
+/// 2: indexes: `participant_history_by_room`, `rooms_public`, `rooms_by_member`.
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// redb's page cache unless configured (`database.cacheSize`).
@@ -47,6 +47,13 @@ pub(crate) const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("roo
 /// room name → user ids of its moderators.
 pub(crate) const MODERATORS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("room_moderators");
+/// Names of the public rooms.
+pub(crate) const ROOMS_PUBLIC: TableDefinition<&str, ()> = TableDefinition::new("rooms_public");
+/// (user id, room) → how the user relates to the room ([`MEMBER_OWNER`] | [`MEMBER_MODERATOR`]):
+/// the rooms a user may see besides the public ones, in name order.
+pub(crate) const ROOMS_BY_MEMBER: TableDefinition<(&str, &str), u8> = TableDefinition::new("rooms_by_member");
+pub(crate) const MEMBER_OWNER: u8 = 1;
+pub(crate) const MEMBER_MODERATOR: u8 = 2;
 /// (room, identity) → live participant.
 pub(crate) const LIVE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("participants_live");
 /// sequence → participant history row (join and leave times).
@@ -689,7 +696,8 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     // 1 → 2: index the history by room.
     if found == Some(1) {
         let n = ops::history_reindex(&txn)?;
-        tracing::info!(rows = n, "store migrated from schema 1 to 2: participant history indexed by room");
+        let r = ops::rooms_reindex(&txn)?;
+        tracing::info!(rows = n, rooms = r, "store migrated from schema 1 to 2: participant history indexed by room, rooms by visibility");
     }
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
@@ -699,6 +707,8 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(LIVE)?;
     txn.open_table(HISTORY)?;
     txn.open_table(HISTORY_BY_ROOM)?;
+    txn.open_table(ROOMS_PUBLIC)?;
+    txn.open_table(ROOMS_BY_MEMBER)?;
     txn.open_table(LK_ROOMS)?;
     txn.open_table(EVENTS)?;
     txn.open_table(EGRESS)?;
@@ -734,6 +744,62 @@ pub(crate) fn get_json<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableTableMetadata;
+
+    #[test]
+    fn visible_rooms_come_from_the_indexes_in_name_order() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("v.redb")).unwrap();
+        let room = |name: &str, owner: &str, public: bool| Room {
+            name: name.into(),
+            owner_id: owner.into(),
+            created_at: 0,
+            settings: RoomSettings { public, ..Default::default() },
+        };
+        let rooms = vec![
+            room("a-public", "u1", true),
+            room("b-mine", "me", false),
+            room("c-other", "u1", false),
+            room("d-moderated", "u2", false),
+            room("e-public-mine", "me", true),
+            room("f-other", "u2", false),
+            room("g-public", "u2", true),
+        ];
+        s.write_blocking(move |t| {
+            for r in &rooms {
+                room_insert(t, r)?;
+            }
+            moderator_add(t, "d-moderated", "me")?;
+            moderator_add(t, "f-other", "someone-else")?;
+            Ok(())
+        })
+        .unwrap();
+        let names = |after: Option<&'static str>, limit: usize| -> Vec<String> {
+            s.read_blocking(|t| rooms_visible(t, "me", after, limit)).unwrap().into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(names(None, 100), ["a-public", "b-mine", "d-moderated", "e-public-mine", "g-public"]);
+        assert_eq!(names(None, 2), ["a-public", "b-mine"]);
+        assert_eq!(names(Some("b-mine"), 2), ["d-moderated", "e-public-mine"]);
+        assert_eq!(names(Some("e-public-mine"), 10), ["g-public"]);
+        // Changes keep the indexes right: unmoderate, make private, delete.
+        s.write_blocking(|t| {
+            moderator_remove(t, "d-moderated", "me")?;
+            let mut r = room_get_w(t, "g-public")?.unwrap();
+            r.settings.public = false;
+            room_put(t, &r)?;
+            room_delete(t, "b-mine")
+        })
+        .unwrap();
+        assert_eq!(names(None, 100), ["a-public", "e-public-mine"]);
+        // Rebuilding the indexes from the tables gives the same answer.
+        s.write_blocking(|t| {
+            t.delete_table(ROOMS_PUBLIC)?;
+            t.delete_table(ROOMS_BY_MEMBER)?;
+            rooms_reindex(t).map(|_| ())
+        })
+        .unwrap();
+        assert_eq!(names(None, 100), ["a-public", "e-public-mine"]);
+    }
 
     #[test]
     fn history_is_indexed_by_room_pruned_by_age_and_the_file_compacts() {
