@@ -52,6 +52,15 @@ fn main() {
     }
 }
 
+/// The file's length, the bytes it takes on disk (redb grows a file ahead of use and the
+/// unwritten part is a hole) and the bytes of its pages in use.
+fn sizes(store: &Store) -> serde_json::Value {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(store.path()).unwrap_or_else(|e| die(&e.to_string()));
+    let used = store.write_blocking(|t| store::used_bytes(t)).unwrap_or_else(|e| die(&e.to_string()));
+    json!({ "file_bytes": m.len(), "disk_bytes": m.blocks() * 512, "used_bytes": used })
+}
+
 /// Compacts the file as the daemon's upkeep does; prints the sizes before and after.
 fn compact(store: &Store) {
     let before = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
@@ -59,7 +68,7 @@ fn compact(store: &Store) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| die(&e.to_string()));
     rt.block_on(store.compact()).unwrap_or_else(|e| die(&e.to_string()));
     let after = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
-    println!("{}", json!({ "bytes_before": before, "bytes_after": after, "ms": t0.elapsed().as_millis() as u64 }));
+    println!("{}", json!({ "bytes_before": before, "bytes_after": after, "ms": t0.elapsed().as_millis() as u64, "after": sizes(store) }));
 }
 
 fn seed(store: &Store, users: usize, rooms: usize, history: usize, batch: usize) {
@@ -134,6 +143,7 @@ fn seed(store: &Store, users: usize, rooms: usize, history: usize, batch: usize)
             "rooms_s": (t_rooms - t_users).as_secs_f64(),
             "history_s": (t_all - t_rooms).as_secs_f64(),
             "store_bytes": size,
+            "sizes": sizes(store),
         })
     );
 }

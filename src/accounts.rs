@@ -87,7 +87,7 @@ fn is_last_admin(txn: &redb::WriteTransaction, user: &User) -> Result<bool, Stor
         let mut n = 0;
         for row in t.iter()? {
             let (_, v) = row?;
-            let u: User = serde_json::from_slice(v.value())?;
+            let u: User = store::decode(v.value())?;
             if u.id != user.id && u.is_admin() && !u.disabled {
                 n += 1;
             }

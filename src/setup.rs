@@ -19,7 +19,7 @@ const TOKEN_KEY: &str = "setup_token_sha256";
 pub fn admin_exists_in(users: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<bool, StoreError> {
     for row in users.iter()? {
         let (_, v) = row?;
-        let u: User = serde_json::from_slice(v.value())?;
+        let u: User = store::decode(v.value())?;
         if u.is_admin() && !u.disabled {
             return Ok(true);
         }

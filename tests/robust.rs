@@ -801,11 +801,12 @@ fn metrics_count_what_was_driven_and_parse_with_prometheus_client() {
 #[test]
 fn fuzz_corpus_and_regressions_replay_without_failures() {
     let repo = common::repo_root();
-    let targets: [(&str, fn(&[u8])); 4] = [
+    let targets: [(&str, fn(&[u8])); 5] = [
         ("config", bedrud::fuzzing::config),
         ("webhook", bedrud::fuzzing::webhook),
         ("json_bodies", bedrud::fuzzing::json_body),
         ("livekit_version", bedrud::fuzzing::livekit_version),
+        ("livekit_log", bedrud::fuzzing::livekit_log),
     ];
     for (name, run) in targets {
         let inputs = bedrud::fuzzing::saved_inputs(&repo, name);

@@ -1165,6 +1165,35 @@ fn handle_line(line: &str, kind: Stream, pid: u32, output: &Output) {
     }
 }
 
+/// For the fuzzer (`crate::fuzzing::livekit_log`): livekit-server output as raw bytes, split
+/// and cut into lines as [`read_lines`] does, each handled as a line of a child that becomes
+/// ready after its fourth line (odd lines as stderr). Panics when the handling breaks its own
+/// rules: fields that are not a JSON object, a console message with a tab, unbounded buffers.
+#[doc(hidden)]
+pub fn fuzz_output(data: &[u8]) {
+    let output = Output::default();
+    for (i, raw) in data.split(|&b| b == b'\n').enumerate() {
+        let raw = &raw[..raw.len().min(MAX_LINE)];
+        let line = String::from_utf8_lossy(raw);
+        let line = line.trim_end();
+        if let Some((_, _, Some(fields))) = parse_json_line(line) {
+            let v: serde_json::Value = serde_json::from_str(&fields).expect("fields are JSON");
+            assert!(v.is_object(), "fields are an object: {fields}");
+        }
+        if let Some((_, msg)) = parse_console_line(line) {
+            assert!(!msg.contains('\t'), "console message keeps a tab: {msg:?}");
+        }
+        handle_line(line, if i % 2 == 0 { Stream::Stdout } else { Stream::Stderr }, 1, &output);
+        if i == 3 {
+            output.mark_ready(1);
+        }
+    }
+    let _ = output.failure_text();
+    let _ = output.last_line();
+    let g = output.lock();
+    assert!(g.tail.len() <= 20 && g.pending.len() <= MAX_PENDING);
+}
+
 /// LiveKit's JSON log line: level, msg, and the other fields (minus `ts` and `logger`) as
 /// compact JSON. Its per-request API lines (logger `livekit.api`) are demoted to debug.
 fn parse_json_line(line: &str) -> Option<(Level, String, Option<String>)> {

@@ -63,6 +63,7 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         LIVE.name(),
         HISTORY.name(),
         HISTORY_BY_ROOM.name(),
+        HISTORY_ROOMS.name(),
         ROOMS_PUBLIC.name(),
         ROOMS_BY_MEMBER.name(),
         LK_ROOMS.name(),
@@ -87,6 +88,7 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         + copy_table(src, dst, LIVE)?
         + copy_table(src, dst, HISTORY)?
         + copy_table(src, dst, HISTORY_BY_ROOM)?
+        + copy_table(src, dst, HISTORY_ROOMS)?
         + copy_table(src, dst, ROOMS_PUBLIC)?
         + copy_table(src, dst, ROOMS_BY_MEMBER)?
         + copy_table(src, dst, LK_ROOMS)?

@@ -11,6 +11,7 @@
 //! at once: reads go on from the reopened file while writes are answered "cannot write" until a
 //! probe write succeeds again (checked every second once there is free space again).
 
+mod codec;
 mod maint;
 mod model;
 mod ops;
@@ -25,7 +26,6 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::oneshot;
 
 pub use maint::*;
@@ -34,7 +34,9 @@ pub use ops::*;
 
 /// Layout version of the file. Older files are migrated on open; newer ones are refused.
 /// 2: indexes: `participant_history_by_room`, `rooms_public`, `rooms_by_member`.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3: records in a binary layout instead of JSON (`codec.rs`); history rows name their room
+///    by number (`participant_history_rooms`), indexed by `participant_history_by_room_no`.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// redb's page cache unless configured (`database.cacheSize`).
 pub const DEFAULT_CACHE_SIZE: usize = 64 * 1024 * 1024;
@@ -58,8 +60,13 @@ pub(crate) const MEMBER_MODERATOR: u8 = 2;
 pub(crate) const LIVE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("participants_live");
 /// sequence → participant history row (join and leave times).
 pub(crate) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("participant_history");
-/// (room, sequence) → (): the history rows of one room, newest last.
-pub(crate) const HISTORY_BY_ROOM: TableDefinition<(&str, u64), ()> = TableDefinition::new("participant_history_by_room");
+/// (room number, sequence) → (): the history rows of one room, newest last.
+pub(crate) const HISTORY_BY_ROOM: TableDefinition<(u64, u64), ()> = TableDefinition::new("participant_history_by_room_no");
+/// Room name → the number history rows and their index use for it. Never removed from, so
+/// a number is never given twice (the next is the table's length + 1).
+pub(crate) const HISTORY_ROOMS: TableDefinition<&str, u64> = TableDefinition::new("participant_history_rooms");
+/// Schema 2's index, (room, sequence) → (); dropped by the migration to 3.
+pub(crate) const HISTORY_BY_ROOM_V2: TableDefinition<(&str, u64), ()> = TableDefinition::new("participant_history_by_room");
 /// (room, room sid) → one LiveKit session of a room.
 pub(crate) const LK_ROOMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("livekit_rooms");
 /// webhook event id → time applied (ms), for idempotency.
@@ -693,11 +700,19 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
         }
     }
     // Version 1 is the first layout: creating the tables is its whole migration.
-    // 1 → 2: index the history by room.
-    if found == Some(1) {
-        let n = ops::history_reindex(&txn)?;
-        let r = ops::rooms_reindex(&txn)?;
-        tracing::info!(rows = n, rooms = r, "store migrated from schema 1 to 2: participant history indexed by room, rooms by visibility");
+    // 1 → 2 indexed rooms by visibility; 2 → 3 changed records from JSON to a binary layout
+    // and history's room index to room numbers. Both are done here on the JSON records.
+    if let Some(from @ (1 | 2)) = found {
+        let t = Instant::now();
+        let records = ops::records_from_json(&txn)?;
+        let rows = ops::history_from_json(&txn)?;
+        if from == 1 {
+            let r = ops::rooms_reindex(&txn)?;
+            tracing::info!(rooms = r, "store migrated from schema 1 to 2: rooms indexed by visibility");
+        }
+        txn.delete_table(HISTORY_BY_ROOM_V2)?;
+        tracing::info!(records, history_rows = rows, ms = t.elapsed().as_millis() as u64,
+            "store migrated from schema {from} to 3: records in a binary layout, history rooms by number");
     }
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
@@ -707,6 +722,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(LIVE)?;
     txn.open_table(HISTORY)?;
     txn.open_table(HISTORY_BY_ROOM)?;
+    txn.open_table(HISTORY_ROOMS)?;
     txn.open_table(ROOMS_PUBLIC)?;
     txn.open_table(ROOMS_BY_MEMBER)?;
     txn.open_table(LK_ROOMS)?;
@@ -721,17 +737,22 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Decodes a JSON value stored in a table.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+/// Decodes a record stored in a table.
+pub(crate) fn decode<T: codec::Record>(bytes: &[u8]) -> Result<T, StoreError> {
+    codec::from_bytes(bytes)
+}
+
+pub(crate) fn encode<T: codec::Record>(v: &T) -> Vec<u8> {
+    codec::to_bytes(v)
+}
+
+/// Decodes a record stored as JSON by schema 2 and older (for the migration).
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     Ok(serde_json::from_slice(bytes)?)
 }
 
-pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    Ok(serde_json::to_vec(v)?)
-}
-
-/// Reads and decodes one JSON value by `&str` key.
-pub(crate) fn get_json<T: DeserializeOwned>(
+/// Reads and decodes one record by `&str` key.
+pub(crate) fn get_rec<T: codec::Record>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     key: &str,
 ) -> Result<Option<T>, StoreError> {
@@ -744,7 +765,7 @@ pub(crate) fn get_json<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::ReadableTableMetadata;
+    use redb::{ReadableTableMetadata, TableHandle};
 
     #[test]
     fn visible_rooms_come_from_the_indexes_in_name_order() {
@@ -852,6 +873,71 @@ mod tests {
         let c = Store::open(&copy).unwrap();
         assert_eq!(c.read_blocking(|t| count_history(t)).unwrap(), left);
         assert_eq!(c.read_blocking(|t| history_for_room(t, "room-2", 3)).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_schema_2_store_is_migrated_to_the_binary_layout() {
+        // tests/data/store-v2.redb: written by examples/seed_store.rs of schema 2 (20 users,
+        // 10 rooms, 60 closed history rows, all JSON).
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v2.redb");
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/store-v2.redb"), &p).unwrap();
+        let (users, rooms, history) = {
+            let db = Database::open(&p).unwrap();
+            let t = db.begin_read().unwrap();
+            let all = |def: TableDefinition<&str, &[u8]>| -> Vec<serde_json::Value> {
+                let tab = t.open_table(def).unwrap();
+                tab.iter().unwrap().map(|r| serde_json::from_slice(r.unwrap().1.value()).unwrap()).collect()
+            };
+            let hist = t.open_table(HISTORY).unwrap();
+            let history: Vec<HistoryEntry> =
+                hist.iter().unwrap().map(|r| serde_json::from_slice(r.unwrap().1.value()).unwrap()).collect();
+            (all(USERS), all(ROOMS), history)
+        };
+        assert_eq!((users.len(), rooms.len(), history.len()), (20, 10, 60));
+        let s = Store::open(&p).unwrap();
+        let (version, tables) = s
+            .read_blocking(|t| Ok((meta_get(t, "schema_version")?, t.list_tables()?.map(|h| h.name().to_string()).collect::<Vec<_>>())))
+            .unwrap();
+        assert_eq!(version.as_deref(), Some("3"));
+        assert!(!tables.iter().any(|t| t == HISTORY_BY_ROOM_V2.name()), "{tables:?}");
+        // Every record reads back as the JSON said.
+        for u in &users {
+            let got = s.read_blocking(|t| user_by_id(t, u["id"].as_str().unwrap())).unwrap().unwrap();
+            assert_eq!(serde_json::to_value(&got).unwrap(), *u);
+        }
+        for r in &rooms {
+            let got = s.read_blocking(|t| room_get(t, r["name"].as_str().unwrap())).unwrap().unwrap();
+            assert_eq!(serde_json::to_value(&got).unwrap(), *r);
+        }
+        let mut by_room: std::collections::BTreeMap<String, Vec<HistoryEntry>> = Default::default();
+        for e in &history {
+            by_room.entry(e.room.clone()).or_default().push(e.clone());
+        }
+        assert_eq!(by_room.len(), 10);
+        for (room, mut want) in by_room {
+            want.reverse();
+            let room2 = room.clone();
+            assert_eq!(s.read_blocking(move |t| history_for_room(t, &room2, 1000)).unwrap(), want, "{room}");
+        }
+        // New rows go on after the migrated ones, in the same rooms' numbering.
+        let last = history.iter().map(|e| e.id).max().unwrap();
+        let room = history[0].room.clone();
+        let r2 = room.clone();
+        s.write_blocking(move |t| {
+            participant_join(t, &r2, "new-one", "PA_new", "New One", 5, 5)?;
+            participant_leave(t, &r2, "new-one", 6, "aborted").map(|_| ())
+        })
+        .unwrap();
+        let newest = s.read_blocking(move |t| history_for_room(t, &room, 1)).unwrap();
+        assert_eq!(newest[0].id, last + 1);
+        assert_eq!((newest[0].name.as_str(), newest[0].left_at, newest[0].leave_reason.as_deref()), ("New One", Some(6), Some("aborted")));
+        // Opening again migrates nothing more; a backup of the migrated store copies every table.
+        drop(s);
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.read_blocking(|t| count_history(t)).unwrap(), 61);
+        let info = s.backup_to(&d.path().join("b.redb")).unwrap();
+        assert_eq!(info.schema_version, 3);
     }
 
     #[test]

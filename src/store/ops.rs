@@ -3,6 +3,7 @@
 
 use redb::{ReadTransaction, ReadableMultimapTable, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
+use super::codec::{HistoryRow, Record};
 use super::model::*;
 use super::*;
 
@@ -32,7 +33,7 @@ pub fn meta_put_once(txn: &WriteTransaction, key: &str, value: &str) -> Result<S
 // ---- users --------------------------------------------------------------------------------
 
 pub fn user_by_id(txn: &ReadTransaction, id: &str) -> Result<Option<User>, StoreError> {
-    get_json(&txn.open_table(USERS)?, id)
+    get_rec(&txn.open_table(USERS)?, id)
 }
 
 pub fn user_by_name(txn: &ReadTransaction, name: &str) -> Result<Option<User>, StoreError> {
@@ -48,7 +49,7 @@ pub fn list_users(txn: &ReadTransaction) -> Result<Vec<User>, StoreError> {
     let mut out = Vec::new();
     for row in names.iter()? {
         let (_, id) = row?;
-        if let Some(u) = get_json::<User>(&users, id.value())? {
+        if let Some(u) = get_rec::<User>(&users, id.value())? {
             out.push(u);
         }
     }
@@ -66,7 +67,7 @@ pub fn insert_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError
         return Err(StoreError::Conflict(format!("user {} already exists", user.username)));
     }
     names.insert(user.username.as_str(), user.id.as_str())?;
-    txn.open_table(USERS)?.insert(user.id.as_str(), encode(user)?.as_slice())?;
+    txn.open_table(USERS)?.insert(user.id.as_str(), encode(user).as_slice())?;
     Ok(())
 }
 
@@ -75,15 +76,15 @@ pub fn user_by_name_w(txn: &WriteTransaction, name: &str) -> Result<Option<User>
     let Some(id) = txn.open_table(USERNAMES)?.get(name)?.map(|v| v.value().to_string()) else {
         return Ok(None);
     };
-    get_json(&txn.open_table(USERS)?, &id)
+    get_rec(&txn.open_table(USERS)?, &id)
 }
 
 pub fn user_by_id_w(txn: &WriteTransaction, id: &str) -> Result<Option<User>, StoreError> {
-    get_json(&txn.open_table(USERS)?, id)
+    get_rec(&txn.open_table(USERS)?, id)
 }
 
 pub fn put_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
-    txn.open_table(USERS)?.insert(user.id.as_str(), encode(user)?.as_slice())?;
+    txn.open_table(USERS)?.insert(user.id.as_str(), encode(user).as_slice())?;
     Ok(())
 }
 
@@ -223,7 +224,7 @@ pub fn rooms_visible(txn: &ReadTransaction, user_id: &str, after: Option<&str>, 
                 n
             }
         };
-        if let Some(r) = get_json::<Room>(&rooms, &name)? {
+        if let Some(r) = get_rec::<Room>(&rooms, &name)? {
             out.push(r);
         }
     }
@@ -233,11 +234,11 @@ pub fn rooms_visible(txn: &ReadTransaction, user_id: &str, after: Option<&str>, 
 // ---- sessions -----------------------------------------------------------------------------
 
 pub fn session_get(txn: &ReadTransaction, token_hash: &str) -> Result<Option<Session>, StoreError> {
-    get_json(&txn.open_table(SESSIONS)?, token_hash)
+    get_rec(&txn.open_table(SESSIONS)?, token_hash)
 }
 
 pub fn session_put(txn: &WriteTransaction, token_hash: &str, s: &Session) -> Result<(), StoreError> {
-    txn.open_table(SESSIONS)?.insert(token_hash, encode(s)?.as_slice())?;
+    txn.open_table(SESSIONS)?.insert(token_hash, encode(s).as_slice())?;
     Ok(())
 }
 
@@ -265,11 +266,11 @@ pub fn sessions_prune(txn: &WriteTransaction, now: u64) -> Result<usize, StoreEr
 // ---- rooms --------------------------------------------------------------------------------
 
 pub fn room_get(txn: &ReadTransaction, name: &str) -> Result<Option<Room>, StoreError> {
-    get_json(&txn.open_table(ROOMS)?, name)
+    get_rec(&txn.open_table(ROOMS)?, name)
 }
 
 pub fn room_get_w(txn: &WriteTransaction, name: &str) -> Result<Option<Room>, StoreError> {
-    get_json(&txn.open_table(ROOMS)?, name)
+    get_rec(&txn.open_table(ROOMS)?, name)
 }
 
 pub fn room_insert(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
@@ -277,14 +278,14 @@ pub fn room_insert(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError
     if t.get(room.name.as_str())?.is_some() {
         return Err(StoreError::Conflict(format!("room {} already exists", room.name)));
     }
-    t.insert(room.name.as_str(), encode(room)?.as_slice())?;
+    t.insert(room.name.as_str(), encode(room).as_slice())?;
     drop(t);
     index_public(txn, room)?;
     member_flag(txn, &room.owner_id, &room.name, MEMBER_OWNER, true)
 }
 
 pub fn room_put(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
-    txn.open_table(ROOMS)?.insert(room.name.as_str(), encode(room)?.as_slice())?;
+    txn.open_table(ROOMS)?.insert(room.name.as_str(), encode(room).as_slice())?;
     index_public(txn, room)
 }
 
@@ -377,7 +378,7 @@ pub fn moderator_remove(txn: &WriteTransaction, room: &str, user_id: &str) -> Re
 // ---- live participants and history --------------------------------------------------------
 
 /// Rows of a `(room, x)`-keyed table whose room is `room`, decoded.
-fn room_rows<T: serde::de::DeserializeOwned>(
+fn room_rows<T: Record>(
     t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     room: &str,
 ) -> Result<Vec<T>, StoreError> {
@@ -393,7 +394,7 @@ fn room_rows<T: serde::de::DeserializeOwned>(
 }
 
 /// Every row of a `(room, x)`-keyed table as (room, value).
-fn all_room_rows<T: serde::de::DeserializeOwned>(
+fn all_room_rows<T: Record>(
     t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
 ) -> Result<Vec<(String, T)>, StoreError> {
     let mut out = Vec::new();
@@ -448,7 +449,7 @@ pub fn live_get_w(txn: &WriteTransaction, room: &str, identity: &str) -> Result<
 }
 
 pub fn live_put(txn: &WriteTransaction, room: &str, p: &LiveParticipant) -> Result<(), StoreError> {
-    txn.open_table(LIVE)?.insert((room, p.identity.as_str()), encode(p)?.as_slice())?;
+    txn.open_table(LIVE)?.insert((room, p.identity.as_str()), encode(p).as_slice())?;
     Ok(())
 }
 
@@ -469,11 +470,11 @@ pub fn participant_join(
         // A new connection of the same identity replaces the old one.
         participant_leave(txn, room, identity, joined_at, "replaced")?;
     }
+    let room_no = history_room_no_w(txn, room)?;
     let mut hist = txn.open_table(HISTORY)?;
     let id = hist.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-    let entry = HistoryEntry {
-        id,
-        room: room.to_string(),
+    let row = HistoryRow {
+        room_no,
         identity: identity.to_string(),
         sid: sid.to_string(),
         name: name.to_string(),
@@ -481,9 +482,9 @@ pub fn participant_join(
         left_at: None,
         leave_reason: None,
     };
-    hist.insert(id, encode(&entry)?.as_slice())?;
+    hist.insert(id, encode(&row).as_slice())?;
     drop(hist);
-    txn.open_table(HISTORY_BY_ROOM)?.insert((room, id), ())?;
+    txn.open_table(HISTORY_BY_ROOM)?.insert((room_no, id), ())?;
     let p = LiveParticipant {
         identity: identity.to_string(),
         sid: sid.to_string(),
@@ -510,25 +511,40 @@ pub fn participant_leave(
     };
     let p = p?;
     let mut hist = txn.open_table(HISTORY)?;
-    let row = hist.get(p.history_id)?.map(|v| decode::<HistoryEntry>(v.value()));
+    let row = hist.get(p.history_id)?.map(|v| decode::<HistoryRow>(v.value()));
     if let Some(row) = row {
         let mut row = row?;
         row.left_at = Some(left_at);
         row.leave_reason = Some(reason.to_string());
-        hist.insert(p.history_id, encode(&row)?.as_slice())?;
+        hist.insert(p.history_id, encode(&row).as_slice())?;
     }
     Ok(Some(p))
 }
 
+/// The number history rows use for `room`, given one if it has none yet.
+fn history_room_no_w(txn: &WriteTransaction, room: &str) -> Result<u64, StoreError> {
+    let mut t = txn.open_table(HISTORY_ROOMS)?;
+    if let Some(n) = t.get(room)?.map(|v| v.value()) {
+        return Ok(n);
+    }
+    let n = t.len()? + 1;
+    t.insert(room, n)?;
+    Ok(n)
+}
+
 /// The newest `limit` history rows of a room, newest first (from the room index).
 pub fn history_for_room(txn: &ReadTransaction, room: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+    let Some(room_no) = txn.open_table(HISTORY_ROOMS)?.get(room)?.map(|v| v.value()) else {
+        return Ok(Vec::new());
+    };
     let index = txn.open_table(HISTORY_BY_ROOM)?;
     let rows = txn.open_table(HISTORY)?;
     let mut out = Vec::new();
-    for row in index.range((room, 0)..=(room, u64::MAX))?.rev() {
+    for row in index.range((room_no, 0)..=(room_no, u64::MAX))?.rev() {
         let (k, _) = row?;
-        if let Some(v) = rows.get(k.value().1)? {
-            out.push(decode(v.value())?);
+        let id = k.value().1;
+        if let Some(v) = rows.get(id)? {
+            out.push(decode::<HistoryRow>(v.value())?.entry(id, room));
             if out.len() >= limit {
                 break;
             }
@@ -537,18 +553,64 @@ pub fn history_for_room(txn: &ReadTransaction, room: &str, limit: usize) -> Resu
     Ok(out)
 }
 
-/// Builds the room index of the history from the rows (migration to schema 2).
-pub fn history_reindex(txn: &WriteTransaction) -> Result<u64, StoreError> {
-    let rows = txn.open_table(HISTORY)?;
-    let mut index = txn.open_table(HISTORY_BY_ROOM)?;
-    let mut n = 0;
-    for row in rows.iter()? {
-        let (k, v) = row?;
-        let e: HistoryEntry = decode(v.value())?;
-        index.insert((e.room.as_str(), k.value()), ())?;
-        n += 1;
+/// Rewrites every record table's JSON values (schema 2 and older) in the binary layout;
+/// returns how many rows. History has its own step, [`history_from_json`].
+pub(crate) fn records_from_json(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    Ok(reencode::<&str, User>(txn, USERS)?
+        + reencode::<&str, Session>(txn, SESSIONS)?
+        + reencode::<&str, Room>(txn, ROOMS)?
+        + reencode::<(&str, &str), LiveParticipant>(txn, LIVE)?
+        + reencode::<(&str, &str), RoomSession>(txn, LK_ROOMS)?)
+}
+
+fn reencode<K: redb::Key + 'static, T: serde::de::DeserializeOwned + Record>(
+    txn: &WriteTransaction,
+    def: redb::TableDefinition<K, &'static [u8]>,
+) -> Result<u64, StoreError> {
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = {
+        let t = txn.open_table(def)?;
+        let mut v = Vec::new();
+        for row in t.iter()? {
+            let (k, val) = row?;
+            let key = K::as_bytes(&k.value()).as_ref().to_vec();
+            v.push((key, encode(&decode_json::<T>(val.value())?)));
+        }
+        v
+    };
+    let mut t = txn.open_table(def)?;
+    for (k, v) in &rows {
+        t.insert(K::from_bytes(k), v.as_slice())?;
     }
-    Ok(n)
+    Ok(rows.len() as u64)
+}
+
+/// Rewrites the JSON history rows (schema 2 and older) in the binary layout, numbering their
+/// rooms and indexing them by room number, a chunk at a time; returns how many rows.
+pub(crate) fn history_from_json(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    const CHUNK: usize = 20_000;
+    let mut next = 0u64;
+    let mut n = 0;
+    loop {
+        let chunk: Vec<(u64, HistoryEntry)> = {
+            let t = txn.open_table(HISTORY)?;
+            let mut v = Vec::with_capacity(CHUNK);
+            for row in t.range(next..)?.take(CHUNK) {
+                let (k, val) = row?;
+                v.push((k.value(), decode_json::<HistoryEntry>(val.value())?));
+            }
+            v
+        };
+        let Some(&(last, _)) = chunk.last() else { return Ok(n) };
+        let mut rows = txn.open_table(HISTORY)?;
+        let mut index = txn.open_table(HISTORY_BY_ROOM)?;
+        for (id, e) in &chunk {
+            let room_no = history_room_no_w(txn, &e.room)?;
+            rows.insert(*id, encode(&HistoryRow::of(e, room_no)).as_slice())?;
+            index.insert((room_no, *id), ())?;
+        }
+        n += chunk.len() as u64;
+        next = last + 1;
+    }
 }
 
 /// Removes at most `max` closed history rows that ended before `before`, oldest first; returns
@@ -558,22 +620,22 @@ pub fn history_prune(txn: &WriteTransaction, before: u64, max: usize) -> Result<
     let mut old = Vec::new();
     for row in rows.iter()? {
         let (k, v) = row?;
-        let e: HistoryEntry = decode(v.value())?;
+        let e: HistoryRow = decode(v.value())?;
         // Rows are in join order: once joins are recent, nothing further can be old enough.
         if e.joined_at >= before {
             break;
         }
         if e.left_at.is_some_and(|l| l < before) {
-            old.push((k.value(), e.room));
+            old.push((k.value(), e.room_no));
             if old.len() >= max {
                 break;
             }
         }
     }
     let mut index = txn.open_table(HISTORY_BY_ROOM)?;
-    for (id, room) in &old {
+    for (id, room_no) in &old {
         rows.remove(*id)?;
-        index.remove((room.as_str(), *id))?;
+        index.remove((*room_no, *id))?;
     }
     Ok(old.len())
 }
@@ -585,7 +647,7 @@ pub fn count_history(txn: &ReadTransaction) -> Result<u64, StoreError> {
 // ---- LiveKit room sessions, webhook events, egress ---------------------------------------
 
 pub fn room_session_put(txn: &WriteTransaction, s: &RoomSession) -> Result<(), StoreError> {
-    txn.open_table(LK_ROOMS)?.insert((s.room.as_str(), s.sid.as_str()), encode(s)?.as_slice())?;
+    txn.open_table(LK_ROOMS)?.insert((s.room.as_str(), s.sid.as_str()), encode(s).as_slice())?;
     Ok(())
 }
 
