@@ -1,7 +1,8 @@
 //! bedrud: the control plane of a self-hosted video-meeting service around LiveKit.
 //!
 //! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
-//! users and sessions, `rooms` the rooms, `http` serves the API, `livekit` talks to and
+//! users and sessions, `oidc`, `passkeys` and `mail` the other ways to sign in and the mail
+//! that goes with them, `rooms` the rooms, `http` serves the API, `livekit` talks to and
 //! supervises livekit-server, `systemd` speaks sd_notify, `daemon` wires them together and `cli`
 //! is the command line.
 
@@ -15,6 +16,9 @@ pub mod error;
 pub mod http;
 pub mod livekit;
 pub mod logging;
+pub mod mail;
+pub mod oidc;
+pub mod passkeys;
 pub mod rooms;
 pub mod store;
 pub mod systemd;

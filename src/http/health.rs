@@ -22,13 +22,24 @@ async fn health() -> axum::Json<Value> {
     axum::Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// Public facts about this service: whether visitors may register or join as guests.
+/// Public facts about this service: whether visitors may register or join as guests, and the
+/// ways to sign in (a button per OpenID provider, passkeys, password reset by mail).
 async fn info(State(st): State<SharedState>) -> axum::Json<Value> {
     let cfg = st.config();
+    let signin = &st.signin;
+    let oidc: Vec<Value> = signin
+        .oidc
+        .providers()
+        .iter()
+        .map(|p| json!({ "name": p.cfg.name, "label": p.cfg.label.clone().unwrap_or_else(|| p.cfg.name.clone()) }))
+        .collect();
     axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "registration": cfg.auth.registration,
         "guestJoin": cfg.auth.guest_join,
+        "oidc": oidc,
+        "passkeys": signin.passkeys.is_some(),
+        "mail": signin.mailer.is_some(),
     }))
 }
 

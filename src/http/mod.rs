@@ -6,6 +6,9 @@ mod auth;
 mod cookie;
 mod extract;
 mod health;
+mod mail;
+mod oidc;
+mod passkeys;
 mod rooms;
 pub mod serve;
 pub mod ui;
@@ -29,6 +32,9 @@ use crate::error::ApiError;
 use crate::livekit::client::RoomClient;
 use crate::livekit::status::StatusRx;
 use crate::livekit::ApiKeys;
+use crate::mail::Mailer;
+use crate::oidc::Oidc;
+use crate::passkeys::Passkeys;
 use crate::store::Store;
 
 pub use extract::{ClientAddr, Json};
@@ -46,12 +52,36 @@ pub struct AppState {
     pub webhooks_applied: AtomicU64,
     /// Cancelled at shutdown: long-lived answers (event streams) end with it.
     pub shutdown: CancellationToken,
+    pub signin: Signin,
+}
+
+/// The ways to sign in besides a password, built once at start-up from `auth.*`, `smtp.*`
+/// and `server.publicUrl` (a reload changes them at the next restart).
+pub struct Signin {
+    pub oidc: Oidc,
+    /// `None`: passkeys are off.
+    pub passkeys: Option<Passkeys>,
+    /// `None`: no SMTP server is configured.
+    pub mailer: Option<Mailer>,
+    /// Password-reset requests per address and per client.
+    pub mail_limiter: LoginLimiter,
+}
+
+impl Signin {
+    pub fn from_config(config: &Config) -> Result<Signin, String> {
+        Ok(Signin {
+            oidc: Oidc::new(config),
+            passkeys: Passkeys::from_config(config)?,
+            mailer: Mailer::from_config(config)?,
+            mail_limiter: LoginLimiter::new(5, Duration::from_secs(900)),
+        })
+    }
 }
 
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken, signin: Signin) -> Self {
         let client = RoomClient::new(&config.livekit_internal_url(), keys.clone(), config.livekit.skip_tls_verify);
         Self {
             limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
@@ -63,6 +93,7 @@ impl AppState {
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
             shutdown,
+            signin,
         }
     }
 
@@ -86,6 +117,9 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(auth::routes())
+        .merge(oidc::routes())
+        .merge(passkeys::routes())
+        .merge(mail::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
         .layer(DefaultBodyLimit::max(cfg.server.body_limit))

@@ -8,6 +8,7 @@
 
 mod model;
 mod ops;
+mod signin;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -23,6 +24,7 @@ use tokio::sync::oneshot;
 
 pub use model::*;
 pub use ops::*;
+pub use signin::*;
 
 /// Layout version of the file. Older files are migrated on open; newer ones are refused.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -48,6 +50,14 @@ pub(crate) const EVENTS: TableDefinition<&str, u64> = TableDefinition::new("webh
 pub(crate) const TOMBSTONES: TableDefinition<&str, u64> = TableDefinition::new("tombstones");
 /// egress id → the last egress info received.
 pub(crate) const EGRESS: TableDefinition<&str, &[u8]> = TableDefinition::new("egress");
+/// (issuer, subject) → user id: who signs in through an OpenID provider.
+pub(crate) const OIDC_SUBJECTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("oidc_subjects");
+/// Verified e-mail address (lower case) → user id; each address verifies one account.
+pub(crate) const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("emails");
+/// (user id, credential id) → passkey.
+pub(crate) const PASSKEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("passkeys");
+/// SHA-256 of a mailed link's token → what it allows.
+pub(crate) const MAIL_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_tokens");
 
 /// Errors of the store layer. Domain outcomes (`NotFound`, `Conflict`) are errors too so a
 /// write job can refuse before it changes anything.
@@ -320,6 +330,10 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(EVENTS)?;
     txn.open_table(EGRESS)?;
     txn.open_table(TOMBSTONES)?;
+    txn.open_table(OIDC_SUBJECTS)?;
+    txn.open_table(EMAILS)?;
+    txn.open_table(PASSKEYS)?;
+    txn.open_table(MAIL_TOKENS)?;
     if found != Some(SCHEMA_VERSION) {
         let mut meta = txn.open_table(META)?;
         meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;

@@ -1,0 +1,215 @@
+//! Passkeys: `/api/auth/passkeys*` manages the signed-in user's own, `/api/auth/passkey/*`
+//! signs in with one. Each ceremony is two calls: `options` gives the browser a challenge
+//! (and a `ceremony` id), the second call sends what the authenticator made of it.
+//!
+//! | endpoint | who | answers |
+//! |---|---|---|
+//! | `GET /api/auth/passkeys` | user | `{passkeys: [{id, name, createdAt, lastUsedAt}]}` |
+//! | `POST /api/auth/passkeys/options` | user | `{ceremony, publicKey}` (creation options) |
+//! | `POST /api/auth/passkeys` `{ceremony, name, credential}` | user | 201 `{passkey}`; 400 `ceremony_expired` / `passkey_rejected` / `invalid_name`; 409 `too_many_passkeys` |
+//! | `DELETE /api/auth/passkeys/{id}` | user | 204; 404 `passkey_not_found` |
+//! | `POST /api/auth/passkey/options` `{username}` | anyone | `{ceremony, publicKey}` (request options); 400 `no_passkeys`; 429 |
+//! | `POST /api/auth/passkey/login` `{ceremony, credential, session?}` | anyone | as `POST /api/auth/login`; 400 `ceremony_expired`; 401 `passkey_rejected`; 403 `user_disabled`; 429 |
+//!
+//! With passkeys off every one answers 404 `passkeys_disabled`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+
+use super::auth::start_session;
+use super::cookie::Delivery;
+use super::extract::{AuthUser, ClientAddr, Json};
+use super::SharedState;
+use crate::error::ApiError;
+use crate::passkeys::{credential_id, PasskeyError, Passkeys, MAX_PER_USER};
+use crate::store::{self, now_ms, PasskeyRecord, StoreError};
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/api/auth/passkeys", get(list).post(register))
+        .route("/api/auth/passkeys/options", post(register_options))
+        .route("/api/auth/passkeys/{id}", delete(remove))
+        .route("/api/auth/passkey/options", post(login_options))
+        .route("/api/auth/passkey/login", post(login))
+}
+
+fn enabled(st: &SharedState) -> Result<&Passkeys, ApiError> {
+    st.signin.passkeys.as_ref().ok_or_else(|| {
+        ApiError::not_found("passkeys_disabled", "passkeys are off on this server (auth.passkeys, or server.publicUrl is an IP address)")
+    })
+}
+
+fn api_error(e: PasskeyError, rejected: StatusCode) -> ApiError {
+    match e {
+        PasskeyError::Expired => ApiError::bad_request("ceremony_expired", e.to_string()),
+        PasskeyError::Rejected(_) => ApiError::new(rejected, "passkey_rejected", e.to_string()),
+        PasskeyError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
+        PasskeyError::Internal(m) => ApiError::internal(m),
+    }
+}
+
+fn view(p: &PasskeyRecord) -> Value {
+    json!({ "id": p.id, "name": p.name, "createdAt": p.created_at, "lastUsedAt": p.last_used_at })
+}
+
+/// The challenge answer: webauthn-rs's `{publicKey: {...}}` with the ceremony id beside it.
+fn with_ceremony(ceremony: String, options: impl serde::Serialize) -> Result<axum::Json<Value>, ApiError> {
+    let mut v = serde_json::to_value(options).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Value::Object(m) = &mut v {
+        m.insert("ceremony".into(), Value::String(ceremony));
+    }
+    Ok(axum::Json(v))
+}
+
+async fn list(State(st): State<SharedState>, auth: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+    enabled(&st)?;
+    let id = auth.user.id.clone();
+    let keys = st.store.read(move |txn| store::passkeys_of(txn, &id)).await?;
+    Ok(axum::Json(json!({ "passkeys": keys.iter().map(view).collect::<Vec<_>>() })))
+}
+
+async fn register_options(State(st): State<SharedState>, auth: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+    let pk = enabled(&st)?;
+    let id = auth.user.id.clone();
+    let existing = st.store.read(move |txn| store::passkeys_of(txn, &id)).await?;
+    if existing.len() >= MAX_PER_USER {
+        return Err(ApiError::conflict("too_many_passkeys", format!("an account holds at most {MAX_PER_USER} passkeys; remove one first")));
+    }
+    let (ceremony, ccr) = pk.start_registration(&auth.user, &existing).map_err(|e| api_error(e, StatusCode::BAD_REQUEST))?;
+    with_ceremony(ceremony, ccr)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    ceremony: String,
+    name: String,
+    credential: RegisterPublicKeyCredential,
+}
+
+async fn register(State(st): State<SharedState>, auth: AuthUser, Json(r): Json<Register>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let pk = enabled(&st)?;
+    let name = r.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("invalid_name", "name the passkey with 1-64 characters, e.g. \"Laptop\""));
+    }
+    let passkey = pk.finish_registration(&auth.user, &r.ceremony, &r.credential).map_err(|e| api_error(e, StatusCode::BAD_REQUEST))?;
+    let rec = PasskeyRecord { id: credential_id(passkey.cred_id()), user_id: auth.user.id.clone(), name, created_at: now_ms(), last_used_at: None, passkey };
+    let out = view(&rec);
+    st.store
+        .write(move |txn| {
+            let mine = store::passkeys_of_w(txn, &rec.user_id)?;
+            if mine.len() >= MAX_PER_USER {
+                return Err(StoreError::Conflict("too_many_passkeys".into()));
+            }
+            store::passkey_put(txn, &rec)
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::conflict("too_many_passkeys", format!("an account holds at most {MAX_PER_USER} passkeys")),
+            e => e.into(),
+        })?;
+    tracing::info!(user = %auth.user.username, "passkey registered");
+    Ok((StatusCode::CREATED, axum::Json(json!({ "passkey": out }))))
+}
+
+async fn remove(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    enabled(&st)?;
+    let user = auth.user.id.clone();
+    let removed = st.store.write(move |txn| store::passkey_delete(txn, &user, &id)).await?;
+    if !removed {
+        return Err(ApiError::not_found("passkey_not_found", "you have no passkey with this id"));
+    }
+    tracing::info!(user = %auth.user.username, "passkey removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginOptions {
+    username: String,
+}
+
+fn too_many(wait: u64) -> ApiError {
+    let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", format!("too many failed sign-ins; try again in {wait} s"));
+    e.retry_after = Some(wait);
+    e
+}
+
+async fn login_options(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(o): Json<LoginOptions>) -> Result<axum::Json<Value>, ApiError> {
+    let pk = enabled(&st)?;
+    let name = o.username.trim().to_ascii_lowercase();
+    if let Some(wait) = st.limiter.check(&name, addr.map(|a| a.ip())) {
+        return Err(too_many(wait));
+    }
+    let n = name.clone();
+    let found = st
+        .store
+        .read(move |txn| match store::user_by_name(txn, &n)? {
+            Some(u) => Ok(Some((u.id.clone(), store::passkeys_of(txn, &u.id)?))),
+            None => Ok(None),
+        })
+        .await?;
+    // An unknown name and a name without passkeys answer alike.
+    let Some((user_id, keys)) = found.filter(|(_, k)| !k.is_empty()) else {
+        return Err(ApiError::bad_request("no_passkeys", "no passkey is registered for this username; sign in with the password"));
+    };
+    let (ceremony, rcr) = pk.start_login(&user_id, &keys).map_err(|e| api_error(e, StatusCode::UNAUTHORIZED))?;
+    with_ceremony(ceremony, rcr)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    ceremony: String,
+    credential: PublicKeyCredential,
+    #[serde(default)]
+    session: Delivery,
+}
+
+async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(l): Json<Login>) -> Result<Response, ApiError> {
+    let pk = enabled(&st)?;
+    let ip = addr.map(|a| a.ip());
+    let (user_id, result) = pk.finish_login(&l.ceremony, &l.credential).map_err(|e| api_error(e, StatusCode::UNAUTHORIZED))?;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // The ceremony named the account: the failure counts against it.
+            tracing::info!(client = ?ip, "passkey sign-in rejected: {e}");
+            let uid = user_id.clone();
+            if let Ok(Some(u)) = st.store.read(move |txn| store::user_by_id(txn, &uid)).await {
+                st.limiter.failed(&u.username, ip);
+            }
+            return Err(api_error(e, StatusCode::UNAUTHORIZED));
+        }
+    };
+    let cred = credential_id(result.cred_id());
+    let user = st
+        .store
+        .write(move |txn| {
+            let user = store::user_by_id_w(txn, &user_id)?.ok_or(StoreError::NotFound("user"))?;
+            let mut rec = store::passkeys_of_w(txn, &user_id)?.into_iter().find(|p| p.id == cred).ok_or(StoreError::NotFound("passkey"))?;
+            rec.passkey.update_credential(&result);
+            rec.last_used_at = Some(now_ms());
+            store::passkey_put(txn, &rec)?;
+            Ok(user)
+        })
+        .await
+        .map_err(|e| match e {
+            // Removed (or its account deleted) between the two calls.
+            StoreError::NotFound(_) => ApiError::new(StatusCode::UNAUTHORIZED, "passkey_rejected", "this passkey is no longer registered"),
+            e => e.into(),
+        })?;
+    if user.disabled {
+        return Err(ApiError::forbidden("this account is disabled").with_code("user_disabled"));
+    }
+    st.limiter.succeeded(&user.username);
+    tracing::info!(user = %user.username, "signed in with a passkey");
+    start_session(&st, &user, l.session).await
+}
