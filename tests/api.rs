@@ -584,3 +584,98 @@ fn admin_event_stream_sends_the_overview() {
     assert_eq!(events[0]["livekit"]["mode"], "embedded");
     assert_eq!(events[1]["users"], 2);
 }
+
+/// A daemon that sends mail through `smtp` with STARTTLS (trusting `ca`) and a login whose
+/// password comes from a file.
+fn with_mail(smtp: &common::signin::SmtpSink, ca: &std::path::Path, dir: &std::path::Path) -> Daemon {
+    use std::os::unix::fs::PermissionsExt;
+    let pass = write(dir, "smtp-password", "mail-pass\n");
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let extra = format!(
+        "smtp:\n  host: 127.0.0.1\n  port: {}\n  security: starttls\n  caFile: {}\n  username: bedrud\n  passwordFile: {}\n  from: bedrud <meet@example.org>\n",
+        smtp.port,
+        ca.display(),
+        pass.display()
+    );
+    Daemon::start(Opts { extra, ..Opts::default() })
+}
+
+/// Mail through a real SMTP server (aiosmtpd with STARTTLS and a login): an address is
+/// verified by its link, a reset link sets a new password and ends the sessions; each link
+/// works once, a password change voids an older reset link, and answers do not tell which
+/// addresses have accounts.
+#[test]
+fn mail_verification_and_password_reset() {
+    use common::signin::{link_in, token_of, SmtpSink};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::self_signed(dir.path(), "mail.localhost");
+    let smtp = SmtpSink::start(Some(("bedrud", "mail-pass")), Some((&cert, &key)));
+    let d = with_mail(&smtp, &cert, dir.path());
+    let (_, info) = d.get("/api/info", None);
+    assert_eq!(info["mail"], true, "{info}");
+    d.create_user("alice", "alice-password", false);
+    d.create_user("bob", "bob-password", false);
+    let alice = d.login("alice", "alice-password");
+    let bob = d.login("bob", "bob-password");
+    let public = format!("http://localhost:{}", d.port);
+
+    // Setting an address sends a verification link; the relay saw STARTTLS and the login.
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&alice), Some(json!({ "email": " Alice@Example.org" })));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["user"]["email"].as_str(), v["user"]["emailVerified"].as_bool(), v["verificationSent"].as_bool()), (Some("alice@example.org"), Some(false), Some(true)), "{v}");
+    let m = smtp.wait_for("alice@example.org", "Confirm");
+    assert_eq!((m["login"].as_str(), m["tls"].as_bool(), m["from"].as_str()), (Some("bedrud"), Some(true), Some("meet@example.org")), "{m}");
+    let verify = token_of(&link_in(m["body"].as_str().unwrap(), &format!("{public}/verify-email?token=")));
+    let (s, v) = d.post("/api/auth/email/verify", None, json!({ "token": verify }));
+    assert_eq!((s, v["user"]["emailVerified"].as_bool()), (200, Some(true)), "{v}");
+    let (s, v) = d.post("/api/auth/email/verify", None, json!({ "token": verify }));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_link")), "used twice: {v}");
+    // Nobody else can take the verified address.
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&bob), Some(json!({ "email": "alice@example.org" })));
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("email_taken")), "{v}");
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&bob), Some(json!({ "email": "not-an-address" })));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_email")), "{v}");
+
+    // A reset link: a refused password does not use it up; the good one ends every session.
+    let before = smtp.messages().len();
+    for email in ["ALICE@example.org", "nobody@example.org"] {
+        let (s, v) = d.post("/api/auth/password/forgot", None, json!({ "email": email }));
+        assert_eq!(s, 202, "{email}: {v}");
+    }
+    let m = smtp.wait_for("alice@example.org", "Reset");
+    let link = link_in(m["body"].as_str().unwrap(), &format!("{public}/reset-password?token="));
+    let reset = token_of(&link);
+    let (s, v) = d.post("/api/auth/password/reset", None, json!({ "token": reset, "newPassword": "short" }));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_password")), "{v}");
+    let (s, v) = d.post("/api/auth/password/reset", None, json!({ "token": reset, "newPassword": "alice-password-2" }));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(d.get("/api/auth/me", Some(&alice)).0, 401, "the old session ended");
+    let (s, v) = d.post("/api/auth/password/reset", None, json!({ "token": reset, "newPassword": "alice-password-3" }));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_link")), "used twice: {v}");
+    let alice = d.login("alice", "alice-password-2");
+    // The unknown address got nothing: only the verification and the reset went out.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(smtp.messages().len(), before + 1, "{:?}", smtp.messages());
+
+    // A password changed after the link was sent voids the link.
+    let (s, _) = d.post("/api/auth/password/forgot", None, json!({ "email": "alice@example.org" }));
+    assert_eq!(s, 202);
+    common::daemon::eventually(Duration::from_secs(20), "a second reset mail", || smtp.messages().len() == before + 2);
+    let stale = token_of(&link_in(smtp.messages()[before + 1]["body"].as_str().unwrap(), &format!("{public}/reset-password?token=")));
+    let (s, v) = d.api("PUT", "/api/auth/password", Some(&alice), Some(json!({ "currentPassword": "alice-password-2", "newPassword": "alice-password-4" })));
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d.post("/api/auth/password/reset", None, json!({ "token": stale, "newPassword": "alice-password-5" }));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_link")), "{v}");
+
+    // Repeated requests for one address are limited.
+    let codes: Vec<u16> = (0..5).map(|_| d.post("/api/auth/password/forgot", None, json!({ "email": "someone@example.org" })).0).collect();
+    assert_eq!(codes.last(), Some(&429), "{codes:?}");
+
+    // With the relay gone, sending fails with a clear answer and the address is still kept.
+    drop(smtp);
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&bob), Some(json!({ "email": "bob@example.org" })));
+    assert_eq!((s, v["verificationSent"].as_bool()), (200, Some(false)), "{v}");
+    let (s, v) = d.post("/api/auth/email/resend", Some(&bob), json!({}));
+    assert_eq!((s, v["error"]["code"].as_str()), (502, Some("mail_failed")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("could not be sent"), "{v}");
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::daemon::{eventually, http_client, Daemon, Opts, API_KEY, API_SECRET};
 use common::external::External;
 use common::participant::Participant;
-use common::{free_port, livekit_binary, pids_of, wait_for};
+use common::{free_port, livekit_binary, pids_of, self_signed, wait_for};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -786,30 +786,6 @@ fn json_logs_carry_livekit_lines_with_source_pid_and_level() {
 /// plain `localhost` leaves TURN off with a warning); the clients find it through `resolve`.
 const TLS_HOST: &str = "meet.localhost";
 
-/// A self-signed certificate (not a CA) for `meet.localhost`, `localhost` and 127.0.0.1.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key, cnf) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("openssl.cnf"));
-    std::fs::write(
-        &cnf,
-        format!(
-            "[req]\ndistinguished_name = dn\nx509_extensions = leaf\nprompt = no\n[dn]\nCN = {TLS_HOST}\n[leaf]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = DNS:{TLS_HOST},DNS:localhost,IP:127.0.0.1\n"
-        ),
-    )
-    .unwrap();
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .arg("-config")
-        .arg(&cnf)
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed for the TLS test");
-    assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
-    (cert, key)
-}
-
 fn rustls_client_config(cert: &Path) -> rustls::ClientConfig {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
@@ -851,7 +827,7 @@ fn tls_handshake(cert: &Path, port: u16) -> Result<(), String> {
 #[test]
 fn tls_api_with_turn_and_webhooks() {
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(certs.path());
+    let (cert, key) = self_signed(certs.path(), TLS_HOST);
     let (turn_udp, turn_tls) = (free_port(), free_port());
     let opts = || Opts {
         server_extra: format!("  host: {TLS_HOST}\n  tls:\n    certFile: {}\n    keyFile: {}\n", cert.display(), key.display()),

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod daemon;
 pub mod external;
 pub mod participant;
+pub mod signin;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -110,4 +111,24 @@ pub fn pids_of(exe: &Path) -> Vec<u32> {
         }
     }
     out
+}
+
+/// A self-signed certificate (not a CA) for `name`, `localhost` and 127.0.0.1, made by
+/// openssl; the key is mode 0600.
+pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name},DNS:localhost,IP:127.0.0.1")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "keyUsage=critical,digitalSignature", "-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl must be installed for the TLS tests");
+    assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    (cert, key)
 }
