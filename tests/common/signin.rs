@@ -107,6 +107,11 @@ impl SmtpSink {
         SmtpSink { port, dir, _proc: proc }
     }
 
+    /// Where each message lands as `NNNN.json`.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.dir.path().join("mail")
+    }
+
     /// Every message received so far, in order.
     pub fn messages(&self) -> Vec<Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("mail"))
