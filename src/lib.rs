@@ -4,14 +4,18 @@
 //! users and sessions, `oidc`, `passkeys` and `mail` the other ways to sign in and the mail
 //! that goes with them, `rooms` the rooms, `http` serves the API, `livekit` talks to and
 //! supervises livekit-server, `systemd` speaks sd_notify, `daemon` wires them together and `cli`
-//! is the command line.
+//! is the command line. `acme` obtains certificates, `setup` makes the first administrator, and
+//! `doctor` checks an installation against the known troubleshooting rows.
 
 pub mod accounts;
+pub mod acme;
 pub mod auth;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod livekit;
@@ -20,5 +24,6 @@ pub mod mail;
 pub mod oidc;
 pub mod passkeys;
 pub mod rooms;
+pub mod setup;
 pub mod store;
 pub mod systemd;

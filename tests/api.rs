@@ -608,7 +608,7 @@ fn with_mail(smtp: &common::signin::SmtpSink, ca: &std::path::Path, dir: &std::p
 fn mail_verification_and_password_reset() {
     use common::signin::{link_in, token_of, SmtpSink};
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = common::self_signed(dir.path(), "mail.localhost");
+    let (cert, key) = common::tls::self_signed(dir.path(), "mail.localhost");
     let smtp = SmtpSink::start(Some(("bedrud", "mail-pass")), Some((&cert, &key)));
     let d = with_mail(&smtp, &cert, dir.path());
     let (_, info) = d.get("/api/info", None);

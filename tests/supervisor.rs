@@ -17,7 +17,7 @@ use bedrud::livekit::supervisor::{
     self, LaunchParams, RestartPolicy, SupervisorError, SupervisorHandle,
 };
 use bedrud::livekit::ApiKeys;
-use common::{free_port, livekit_binary, livekit_binary_old, pids_of, self_signed, wait_for};
+use common::{free_port, livekit_binary, livekit_binary_old, pids_of, wait_for};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::sync::watch;
@@ -138,6 +138,25 @@ fn temp_configs(dir: &Path) -> Vec<PathBuf> {
 
 fn sigkill(pid: u32) {
     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+/// A self-signed certificate for `name` (openssl), key mode 0600.
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl must be installed for the TLS tests");
+    assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (cert, key)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,11 +11,13 @@ mod oidc;
 mod passkeys;
 mod rooms;
 pub mod serve;
+mod setup;
 pub mod ui;
 mod webhook;
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -52,7 +54,21 @@ pub struct AppState {
     pub webhooks_applied: AtomicU64,
     /// Cancelled at shutdown: long-lived answers (event streams) end with it.
     pub shutdown: CancellationToken,
+    /// Every applied webhook as (event, room name): `bedrud doctor` watches for its probe room.
+    pub webhook_events: tokio::sync::broadcast::Sender<(String, String)>,
+    /// What the daemon set up around the API (set once at start).
+    pub runtime: OnceLock<Runtime>,
     pub signin: Signin,
+}
+
+/// Facts of the running daemon that handlers and `bedrud doctor` need.
+pub struct Runtime {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// ACME, when `server.acme` is set.
+    pub acme: Option<Arc<crate::acme::Acme>>,
+    /// The configuration file (`None`: built-in defaults).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// The ways to sign in besides a password, built once at start-up from `auth.*`, `smtp.*`
@@ -93,6 +109,8 @@ impl AppState {
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
             shutdown,
+            webhook_events: tokio::sync::broadcast::channel(64).0,
+            runtime: OnceLock::new(),
             signin,
         }
     }
@@ -122,6 +140,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(mail::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
+        .merge(setup::routes())
         .layer(DefaultBodyLimit::max(cfg.server.body_limit))
         // The webhook gets its own, larger body limit.
         .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))

@@ -45,6 +45,7 @@ async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes)
     if outcome == Applied::Applied {
         st.webhooks_applied.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(event = %kind, id = %id, room = %room, "webhook applied");
+        let _ = st.webhook_events.send((kind, room));
     } else {
         tracing::debug!(event = %kind, id = %id, "webhook replay ignored");
     }

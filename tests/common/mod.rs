@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod external;
 pub mod participant;
 pub mod signin;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,17 @@ pub fn livekit_binary_old() -> PathBuf {
     P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_LIVEKIT_OLD") {
         Some(p) => PathBuf::from(p),
         None => script_path("install-livekit", Some("v1.9.12")),
+    })
+    .clone()
+}
+
+/// Pebble, the ACME test server (`BEDRUD_TEST_PEBBLE`, else built by `scripts/install-pebble`);
+/// `pebble-challtestsrv` is beside it.
+pub fn pebble_binary() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_PEBBLE") {
+        Some(p) => PathBuf::from(p),
+        None => script_path("install-pebble", None),
     })
     .clone()
 }
@@ -111,24 +123,4 @@ pub fn pids_of(exe: &Path) -> Vec<u32> {
         }
     }
     out
-}
-
-/// A self-signed certificate (not a CA) for `name`, `localhost` and 127.0.0.1, made by
-/// openssl; the key is mode 0600.
-pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name},DNS:localhost,IP:127.0.0.1")])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "keyUsage=critical,digitalSignature", "-addext", "extendedKeyUsage=serverAuth"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed for the TLS tests");
-    assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
-    (cert, key)
 }
