@@ -90,6 +90,17 @@ impl Mailer {
         format!("{}{page}?token={token}", self.public_url)
     }
 
+    /// Sends an invite link (`path` is the client's `/r/<room>?invite=<secret>`) to `to`:
+    /// for the invite endpoint, which has the link's secret only while it creates it.
+    pub async fn send_invite(&self, to: &str, lang: Lang, inviter: &str, room: &str, path: &str, expires_at_ms: Option<u64>) -> Result<(), MailError> {
+        let expires = expires_at_ms.and_then(|ms| {
+            let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).ok()?;
+            t.format(&time::format_description::well_known::Rfc2822).ok()
+        });
+        let link = format!("{}{path}", self.public_url);
+        self.send(to, &invite_mail(lang, inviter, room, &link, expires.as_deref())).await
+    }
+
     /// Sends `mail` to `to` and waits for the relay's answer.
     pub async fn send(&self, to: &str, mail: &Mail) -> Result<(), MailError> {
         let to: Mailbox = to.parse().map_err(|_| MailError::BadAddress(to.to_string()))?;

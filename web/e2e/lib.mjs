@@ -37,6 +37,12 @@ export async function shot(page, name) {
   await page.screenshot({ path: join(shotDir, `${name}.png`) });
 }
 
+/** Saves a screenshot of one element (a card, a dialog) as target/screenshots/NAME.png. */
+export async function shotOf(locator, name) {
+  mkdirSync(shotDir, { recursive: true });
+  await locator.screenshot({ path: join(shotDir, `${name}.png`) });
+}
+
 /**
  * Runs `body(browser)` with a fresh chromium (fresh profile each launch) and always closes it;
  * fails the scenario after `limitMs`.

@@ -6,7 +6,7 @@
 // input: {"url": "http://localhost:PORT", "corp": "<button label>", "partner": "<label>",
 //         "down": "<label>", "admin": {"username","password"}}
 
-import { assert, input, newPage, run, shot, signIn } from "./lib.mjs";
+import { assert, input, newPage, run, shot, shotOf, signIn } from "./lib.mjs";
 
 const cfg = input();
 
@@ -40,6 +40,7 @@ await run("sso", 180_000, async (browser) => {
   await alice.getByRole("link", { name: `Continue with ${cfg.corp}` }).waitFor();
   const buttons = await alice.locator("a.sso").allInnerTexts();
   await shot(alice, "signin-sso");
+  await shotOf(alice.locator(".auth-card"), "signin-sso-card");
 
   // alice is in the admin group: signed in, and the admin console is hers.
   await viaProvider(alice, cfg.corp, "alice", { shotLogin: "sso-provider-login" });
