@@ -134,6 +134,10 @@ in
             publicUrl = optNull types.str "The URL people open (https://meet.example.org): links in mail, the OpenID redirect URI, the passkeys' origin and RP ID. Default from host, port and TLS.";
             bind = opt types.str "0.0.0.0" "Address the API listens on.";
             port = opt types.port 8090 "API port (443 works: the unit grants CAP_NET_BIND_SERVICE).";
+            trustedProxies = opt (types.listOf types.str) [ ] "Reverse proxies (addresses or CIDRs) whose Forwarded / X-Forwarded-For headers name the client; sign-in throttling counts that client.";
+            metricsAddress = optNull types.str "IP:port for Prometheus /metrics, e.g. 127.0.0.1:9090 (unauthenticated: keep it on loopback). Off when null.";
+            maxConnections = opt types.int 8192 "Open API connections at most.";
+            maxConnectionsPerAddress = opt types.int 256 "Open API connections from one client address at most.";
             tls = mkOption {
               type = types.nullOr (
                 types.submodule {
@@ -174,6 +178,8 @@ in
             # Explicit so that the operator's CLI, run without $STATE_DIRECTORY,
             # opens the service's store.
             path = opt types.str "/var/lib/bedrud/bedrud.redb" "The store (redb file).";
+            cacheSize = opt types.int 67108864 "redb's page cache in bytes.";
+            historyRetention = opt types.str "90days" "Participant history older than this is removed (then the file is compacted when worthwhile).";
           };
 
           livekit = section "LiveKit: embedded (bedrud runs livekit-server) or external, its keys, ports and addresses." {
@@ -193,14 +199,15 @@ in
             turnTlsPort = opt types.port 5349 "TURN over TLS (when bedrud serves TLS).";
           };
 
-          auth = section "Accounts: open registration, guests, sessions, login limits." {
+          auth = section "Accounts: open registration, guests, sessions, login limits, passkeys, OpenID Connect providers." {
             registration = opt types.bool false "Anyone may create an account.";
             guestJoin = opt types.bool false "People without an account may join public rooms.";
             passkeys = opt types.bool true "Users may register passkeys and sign in with them (needs server.publicUrl to name a host).";
             oidc = opt (types.listOf oidcProvider) [ ] "OpenID Connect providers for single sign-on, a button each. Client secrets: credentials.oidc-<name>.";
+            maxConcurrentHashes = optNull types.int "Password hashes (Argon2, ~19 MiB each) running at once; default the number of cores.";
           };
 
-          smtp = section {
+          smtp = section "Outgoing mail (password reset, e-mail confirmation): the relay, its login and the sender." {
             host = optNull types.str "SMTP relay; unset, no mail is sent (no password reset, no e-mail verification).";
             port = optNull types.port "Default 587 (starttls), 465 (tls), 25 (none).";
             security = opt (types.enum [ "starttls" "tls" "none" ]) "starttls" "How the connection to the relay is protected.";

@@ -337,3 +337,21 @@ fn mail_links_work_once_in_the_browser() {
     let (_, me) = d.get("/api/auth/me", Some(&token));
     assert_eq!((me["user"]["email"].as_str(), me["user"]["emailVerified"].as_bool()), (Some("mia@example.org"), Some(true)), "{me}");
 }
+
+/// First run in the browser: the sign-in page says no administrator exists, the setup link
+/// from the log creates one and signs in as it, and the link is then used up.
+#[test]
+fn first_run_setup_page_creates_the_administrator() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    let link = common::wait_for(SECS(10), "setup link in the log", || {
+        let log = d.log_text();
+        let i = log.rfind("/setup?token=")?;
+        Some(log[i..].split(|c: char| c.is_whitespace()).next()?.to_string())
+    });
+    let out = scenario("setup", &json!({ "url": d.url(""), "link": link, "admin": { "username": "chief", "password": "chief-password" } }), SECS(90));
+    assert_eq!(out["admin"], "chief");
+    assert_eq!(d.get("/api/setup", None).1["needed"], false);
+    let token = d.login("chief", "chief-password");
+    assert_eq!(d.get("/api/auth/me", Some(&token)).1["user"]["role"], "admin");
+}

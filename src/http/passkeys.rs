@@ -209,7 +209,7 @@ async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json
     if user.disabled {
         return Err(ApiError::forbidden("this account is disabled").with_code("user_disabled"));
     }
-    st.limiter.succeeded(&user.username);
+    st.limiter.succeeded(&user.username, ip);
     tracing::info!(user = %user.username, "signed in with a passkey");
     start_session(&st, &user, l.session).await
 }
