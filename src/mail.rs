@@ -23,7 +23,7 @@ pub const RESET_TTL: Duration = Duration::from_secs(3600);
 pub const VERIFY_TTL: Duration = Duration::from_secs(48 * 3600);
 
 /// The language of a message.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     #[default]

@@ -12,26 +12,27 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{post, put};
-use axum::Router;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::auth::UserAnswer;
 use super::extract::{AuthUser, ClientAddr, Json};
 use super::SharedState;
 use crate::accounts;
 use crate::auth::validate_password;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::mail::{self, normalize_email, Lang, Mailer, RESET_TTL, VERIFY_TTL};
-use crate::store::{self, MailPurpose, StoreError, User};
+use crate::store::{self, MailPurpose, StoreError, User, UserView};
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/auth/email", put(set_email))
-        .route("/api/auth/email/resend", post(resend))
-        .route("/api/auth/email/verify", post(verify))
-        .route("/api/auth/password/forgot", post(forgot))
-        .route("/api/auth/password/reset", post(reset))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(set_email))
+        .routes(routes!(resend))
+        .routes(routes!(verify))
+        .routes(routes!(forgot))
+        .routes(routes!(reset))
 }
 
 fn mailer(st: &SharedState) -> Result<&Mailer, ApiError> {
@@ -64,15 +65,38 @@ async fn send_verification(st: &SharedState, m: &Mailer, user: &User, lang: Lang
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SetEmail {
+pub(super) struct SetEmail {
+    /// The new address; `""` removes it.
     email: String,
+    /// The language of the confirmation mail.
     #[serde(default)]
     lang: Lang,
 }
 
-async fn set_email(State(st): State<SharedState>, auth: AuthUser, Json(b): Json<SetEmail>) -> Result<axum::Json<Value>, ApiError> {
+/// The account with its new address, and whether a confirmation link went out.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct EmailAnswer {
+    user: UserView,
+    verification_sent: bool,
+}
+
+/// Sets (or with `""` removes) the caller's e-mail address, unverified, and mails a
+/// confirmation link when mail is configured.
+#[utoipa::path(put, path = "/api/auth/email", operation_id = "set_email", tag = "mail", security(("bearer" = []), ("cookie" = [])),
+    request_body = SetEmail,
+    responses(
+        (status = 200, description = "The account; `verificationSent` says whether the link went out", body = EmailAnswer),
+        (status = 400, description = "`invalid_email`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no account", body = ErrorBody),
+        (status = 409, description = "`email_taken`: another account verified this address", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn set_email(State(st): State<SharedState>, auth: AuthUser, Json(b): Json<SetEmail>) -> Result<axum::Json<EmailAnswer>, ApiError> {
     let email = match b.email.trim() {
         "" => None,
         raw => Some(normalize_email(raw).ok_or_else(|| ApiError::bad_request("invalid_email", format!("{raw:?} is not an e-mail address")))?),
@@ -102,16 +126,30 @@ async fn set_email(State(st): State<SharedState>, auth: AuthUser, Json(b): Json<
     if let (Some(m), Some(_), false) = (st.signin.mailer.as_ref(), &user.email, user.email_verified) {
         sent = send_verification(&st, m, &user, b.lang).await.is_ok();
     }
-    Ok(axum::Json(json!({ "user": user.view(), "verificationSent": sent })))
+    Ok(axum::Json(EmailAnswer { user: user.view(), verification_sent: sent }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LangOnly {
+pub(super) struct LangOnly {
+    /// The language of the mail.
     #[serde(default)]
     lang: Lang,
 }
 
+/// Sends the confirmation link for the caller's address again.
+#[utoipa::path(post, path = "/api/auth/email/resend", operation_id = "resend_verification", tag = "mail", security(("bearer" = []), ("cookie" = [])),
+    request_body = LangOnly,
+    responses(
+        (status = 202, description = "Sent"),
+        (status = 400, description = "`no_email`, `already_verified`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no account", body = ErrorBody),
+        (status = 404, description = "`mail_disabled`: no `smtp.host`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`mail_failed`: the relay's answer in the message", body = ErrorBody),
+    ))]
 async fn resend(State(st): State<SharedState>, auth: AuthUser, Json(b): Json<LangOnly>) -> Result<StatusCode, ApiError> {
     let m = mailer(&st)?;
     if auth.user.email.is_none() {
@@ -124,13 +162,24 @@ async fn resend(State(st): State<SharedState>, auth: AuthUser, Json(b): Json<Lan
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Token {
+pub(super) struct LinkToken {
+    /// The `token` of the mailed link.
     token: String,
 }
 
-async fn verify(State(st): State<SharedState>, Json(b): Json<Token>) -> Result<axum::Json<Value>, ApiError> {
+/// Verifies the address a confirmation link was sent to. The link works once.
+#[utoipa::path(post, path = "/api/auth/email/verify", operation_id = "verify_email", tag = "mail", security(()),
+    request_body = LinkToken,
+    responses(
+        (status = 200, description = "The account, its address verified", body = UserAnswer),
+        (status = 400, description = "`invalid_link`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 409, description = "`email_taken`: another account verified this address meanwhile", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn verify(State(st): State<SharedState>, Json(b): Json<LinkToken>) -> Result<axum::Json<UserAnswer>, ApiError> {
     let t = mail::take_link(&st.store, &b.token, MailPurpose::Verify).await?.ok_or_else(invalid_link)?;
     let user = st
         .store
@@ -148,13 +197,14 @@ async fn verify(State(st): State<SharedState>, Json(b): Json<Token>) -> Result<a
         .map_err(store_error)?
         .ok_or_else(invalid_link)?;
     tracing::info!(user = %user.username, "e-mail address verified");
-    Ok(axum::Json(json!({ "user": user.view() })))
+    Ok(axum::Json(UserAnswer { user: user.view() }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Forgot {
+pub(super) struct Forgot {
     email: String,
+    /// The language of the mail.
     #[serde(default)]
     lang: Lang,
 }
@@ -162,6 +212,16 @@ struct Forgot {
 /// Sends a reset link when the address is an account's verified one and the account has a
 /// password; answers the same either way and does not wait for the relay, so the answer
 /// tells nothing about which addresses have accounts.
+#[utoipa::path(post, path = "/api/auth/password/forgot", operation_id = "forgot_password", tag = "mail", security(()),
+    request_body = Forgot,
+    responses(
+        (status = 202, description = "Accepted, whether or not an account has the address"),
+        (status = 400, description = "`invalid_email`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 404, description = "`mail_disabled`: no `smtp.host`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` (with Retry-After)", body = ErrorBody),
+    ))]
 async fn forgot(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(b): Json<Forgot>) -> Result<StatusCode, ApiError> {
     mailer(&st)?;
     let Some(email) = normalize_email(&b.email) else {
@@ -205,14 +265,27 @@ async fn forgot(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Jso
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Reset {
+pub(super) struct Reset {
+    /// The `token` of the mailed link.
     token: String,
+    /// At least 8 characters.
     new_password: String,
 }
 
-async fn reset(State(st): State<SharedState>, Json(b): Json<Reset>) -> Result<axum::Json<Value>, ApiError> {
+/// Sets a new password through a mailed reset link; every session of the account ends. The
+/// link works once, and not after a password change.
+#[utoipa::path(post, path = "/api/auth/password/reset", operation_id = "reset_password", tag = "mail", security(()),
+    request_body = Reset,
+    responses(
+        (status = 200, description = "The account (sign in with the new password)", body = UserAnswer),
+        (status = 400, description = "`invalid_link`, `invalid_password`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`busy`: too many password checks at once", body = ErrorBody),
+    ))]
+async fn reset(State(st): State<SharedState>, Json(b): Json<Reset>) -> Result<axum::Json<UserAnswer>, ApiError> {
     // A password that would be refused must not use the link up.
     validate_password(&b.new_password).map_err(|m| ApiError::bad_request("invalid_password", m))?;
     let t = mail::take_link(&st.store, &b.token, MailPurpose::Reset).await?.ok_or_else(invalid_link)?;
@@ -224,5 +297,5 @@ async fn reset(State(st): State<SharedState>, Json(b): Json<Reset>) -> Result<ax
     }
     let user = accounts::set_password(&st.store, &user.username, &b.new_password).await?;
     tracing::info!(user = %user.username, "password reset through a mailed link");
-    Ok(axum::Json(json!({ "user": user.view() })))
+    Ok(axum::Json(UserAnswer { user: user.view() }))
 }

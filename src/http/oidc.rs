@@ -13,19 +13,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{HOST, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{issue_session, session_cookie_for};
 use super::cookie::{cookie, flow_cookie, with_cookie, FLOW_COOKIE};
 use super::SharedState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::oidc::{self, OidcError, FLOW_TTL};
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/auth/oidc/{provider}/start", get(start))
-        .route("/api/auth/oidc/{provider}/callback", get(callback))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new().routes(routes!(start)).routes(routes!(callback))
 }
 
 fn redirect(location: &str) -> Response {
@@ -59,6 +57,17 @@ fn failed(st: &SharedState, provider: &str, e: &OidcError) -> Response {
     with_cookie(redirect(&to), flow_cookie("", 0, secure(st)))
 }
 
+/// Starts single sign-on (a browser navigation): to the provider's login with PKCE, `state`
+/// and `nonce`, and a 10-minute `HttpOnly` flow cookie.
+#[utoipa::path(get, path = "/api/auth/oidc/{provider}/start", operation_id = "oidc_start", tag = "sso", security(()),
+    params(
+        ("provider" = String, Path, description = "The provider's `name` (see `/api/info`)"),
+        ("next" = Option<String>, Query, description = "A path of this site to return to (default `/`)"),
+    ),
+    responses(
+        (status = 303, description = "To the provider's login with the flow cookie set; on a request to another host than             `server.publicUrl`'s, first to this endpoint there; when the provider cannot be reached, to             `/signin?sso_error=provider_unavailable&provider=<name>`"),
+        (status = 404, description = "`provider_not_found`", body = ErrorBody),
+    ))]
 async fn start(State(st): State<SharedState>, Path(provider): Path<String>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let oidc = &st.signin.oidc;
     oidc.provider(&provider).map_err(|e| ApiError::not_found("provider_not_found", e.to_string()))?;
@@ -83,6 +92,21 @@ async fn start(State(st): State<SharedState>, Path(provider): Path<String>, head
     })
 }
 
+/// Where the provider sends the browser back: signs in (linking or creating the account) and
+/// continues to `next` with the session cookie.
+#[utoipa::path(get, path = "/api/auth/oidc/{provider}/callback", operation_id = "oidc_callback", tag = "sso", security(()),
+    params(
+        ("provider" = String, Path, description = "The provider's `name`"),
+        ("code" = Option<String>, Query, description = "The authorization code"),
+        ("state" = Option<String>, Query, description = "The flow's `state`"),
+        ("iss" = Option<String>, Query, description = "The issuer (RFC 9207), checked when sent"),
+        ("error" = Option<String>, Query, description = "The provider's refusal"),
+        ("error_description" = Option<String>, Query, description = "Why the provider refused"),
+    ),
+    responses(
+        (status = 303, description = "Signed in: to `next` with the session cookie. Failed: to             `/signin?sso_error=<code>&provider=<name>` with one of the codes `invalid_state`, `provider_unavailable`,             `provider_refused`, `token_exchange_failed`, `invalid_id_token`, `wrong_audience`, `not_allowed`,             `user_disabled`, `busy`"),
+        (status = 404, description = "`provider_not_found`", body = ErrorBody),
+    ))]
 async fn callback(State(st): State<SharedState>, Path(provider): Path<String>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let oidc = &st.signin.oidc;
     let p = oidc.provider(&provider).map_err(|e| ApiError::not_found("provider_not_found", e.to_string()))?;

@@ -16,27 +16,28 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
-use axum::Router;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use super::auth::start_session;
+use super::auth::{start_session, SessionAnswer};
 use super::cookie::Delivery;
 use super::extract::{AuthUser, ClientAddr, Json};
 use super::SharedState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::passkeys::{credential_id, PasskeyError, Passkeys, MAX_PER_USER};
 use crate::store::{self, now_ms, PasskeyRecord, StoreError};
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/auth/passkeys", get(list).post(register))
-        .route("/api/auth/passkeys/options", post(register_options))
-        .route("/api/auth/passkeys/{id}", delete(remove))
-        .route("/api/auth/passkey/options", post(login_options))
-        .route("/api/auth/passkey/login", post(login))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, register))
+        .routes(routes!(register_options))
+        .routes(routes!(remove))
+        .routes(routes!(login_options))
+        .routes(routes!(login))
 }
 
 fn enabled(st: &SharedState) -> Result<&Passkeys, ApiError> {
@@ -54,27 +55,83 @@ fn api_error(e: PasskeyError, rejected: StatusCode) -> ApiError {
     }
 }
 
-fn view(p: &PasskeyRecord) -> Value {
-    json!({ "id": p.id, "name": p.name, "createdAt": p.created_at, "lastUsedAt": p.last_used_at })
+/// One of the caller's passkeys.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PasskeyView {
+    /// The credential id (base64url).
+    id: String,
+    name: String,
+    /// Unix milliseconds.
+    created_at: u64,
+    /// Unix milliseconds of the last sign-in with it.
+    last_used_at: Option<u64>,
+}
+
+fn view(p: &PasskeyRecord) -> PasskeyView {
+    PasskeyView { id: p.id.clone(), name: p.name.clone(), created_at: p.created_at, last_used_at: p.last_used_at }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct PasskeyList {
+    passkeys: Vec<PasskeyView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct PasskeyAnswer {
+    passkey: PasskeyView,
+}
+
+/// A WebAuthn challenge: the options for the browser (binary fields in base64url) and the
+/// ceremony id to send back with the authenticator's answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CeremonyAnswer {
+    ceremony: String,
+    /// `PublicKeyCredentialCreationOptions` or `PublicKeyCredentialRequestOptions` (WebAuthn).
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+    public_key: Value,
+    /// WebAuthn's `mediation`, when the ceremony asks for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    mediation: Option<Value>,
 }
 
 /// The challenge answer: webauthn-rs's `{publicKey: {...}}` with the ceremony id beside it.
-fn with_ceremony(ceremony: String, options: impl serde::Serialize) -> Result<axum::Json<Value>, ApiError> {
-    let mut v = serde_json::to_value(options).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Value::Object(m) = &mut v {
-        m.insert("ceremony".into(), Value::String(ceremony));
-    }
-    Ok(axum::Json(v))
+fn with_ceremony(ceremony: String, options: impl serde::Serialize) -> Result<axum::Json<CeremonyAnswer>, ApiError> {
+    let v = serde_json::to_value(options).map_err(|e| ApiError::internal(e.to_string()))?;
+    let Value::Object(mut m) = v else { return Err(ApiError::internal("WebAuthn options are not an object")) };
+    let public_key = m.remove("publicKey").ok_or_else(|| ApiError::internal("WebAuthn options without publicKey"))?;
+    Ok(axum::Json(CeremonyAnswer { ceremony, public_key, mediation: m.remove("mediation").filter(|v| !v.is_null()) }))
 }
 
-async fn list(State(st): State<SharedState>, auth: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+/// The caller's passkeys.
+#[utoipa::path(get, path = "/api/auth/passkeys", operation_id = "list_passkeys", tag = "passkeys", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The caller's passkeys", body = PasskeyList),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no account", body = ErrorBody),
+        (status = 404, description = "`passkeys_disabled`", body = ErrorBody),
+    ))]
+async fn list(State(st): State<SharedState>, auth: AuthUser) -> Result<axum::Json<PasskeyList>, ApiError> {
     enabled(&st)?;
     let id = auth.user.id.clone();
     let keys = st.store.read(move |txn| store::passkeys_of(txn, &id)).await?;
-    Ok(axum::Json(json!({ "passkeys": keys.iter().map(view).collect::<Vec<_>>() })))
+    Ok(axum::Json(PasskeyList { passkeys: keys.iter().map(view).collect() }))
 }
 
-async fn register_options(State(st): State<SharedState>, auth: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+/// Starts adding a passkey: creation options for `navigator.credentials.create`.
+#[utoipa::path(post, path = "/api/auth/passkeys/options", operation_id = "passkey_creation_options", tag = "passkeys", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "Creation options and the ceremony id", body = CeremonyAnswer),
+        (status = 400, description = "`passkey_rejected`: WebAuthn refused to start", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no account", body = ErrorBody),
+        (status = 404, description = "`passkeys_disabled`", body = ErrorBody),
+        (status = 409, description = "`too_many_passkeys`", body = ErrorBody),
+        (status = 503, description = "`busy`: too many ceremonies at once", body = ErrorBody),
+    ))]
+async fn register_options(State(st): State<SharedState>, auth: AuthUser) -> Result<axum::Json<CeremonyAnswer>, ApiError> {
     let pk = enabled(&st)?;
     let id = auth.user.id.clone();
     let existing = st.store.read(move |txn| store::passkeys_of(txn, &id)).await?;
@@ -85,15 +142,33 @@ async fn register_options(State(st): State<SharedState>, auth: AuthUser) -> Resu
     with_ceremony(ceremony, ccr)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Register {
+pub(super) struct Register {
+    /// From `/api/auth/passkeys/options`.
     ceremony: String,
+    /// 1-64 characters, e.g. "Laptop".
     name: String,
+    /// What `navigator.credentials.create` made (WebAuthn `RegistrationResponseJSON`).
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     credential: RegisterPublicKeyCredential,
 }
 
-async fn register(State(st): State<SharedState>, auth: AuthUser, Json(r): Json<Register>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+/// Finishes adding a passkey with the authenticator's answer.
+#[utoipa::path(post, path = "/api/auth/passkeys", operation_id = "add_passkey", tag = "passkeys", security(("bearer" = []), ("cookie" = [])),
+    request_body = Register,
+    responses(
+        (status = 201, description = "Added", body = PasskeyAnswer),
+        (status = 400, description = "`ceremony_expired`, `passkey_rejected`, `invalid_name`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no account", body = ErrorBody),
+        (status = 404, description = "`passkeys_disabled`", body = ErrorBody),
+        (status = 409, description = "`too_many_passkeys`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`busy`: too many ceremonies at once", body = ErrorBody),
+    ))]
+async fn register(State(st): State<SharedState>, auth: AuthUser, Json(r): Json<Register>) -> Result<(StatusCode, axum::Json<PasskeyAnswer>), ApiError> {
     let pk = enabled(&st)?;
     let name = r.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -116,9 +191,18 @@ async fn register(State(st): State<SharedState>, auth: AuthUser, Json(r): Json<R
             e => e.into(),
         })?;
     tracing::info!(user = %auth.user.username, "passkey registered");
-    Ok((StatusCode::CREATED, axum::Json(json!({ "passkey": out }))))
+    Ok((StatusCode::CREATED, axum::Json(PasskeyAnswer { passkey: out })))
 }
 
+/// Removes one of the caller's passkeys.
+#[utoipa::path(delete, path = "/api/auth/passkeys/{id}", operation_id = "remove_passkey", tag = "passkeys", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "The passkey's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no account", body = ErrorBody),
+        (status = 404, description = "`passkeys_disabled`, `passkey_not_found` (only the caller's own are found)", body = ErrorBody),
+    ))]
 async fn remove(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     enabled(&st)?;
     let user = auth.user.id.clone();
@@ -130,9 +214,9 @@ async fn remove(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<St
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginOptions {
+pub(super) struct LoginOptions {
     username: String,
 }
 
@@ -142,7 +226,20 @@ fn too_many(wait: u64) -> ApiError {
     e
 }
 
-async fn login_options(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(o): Json<LoginOptions>) -> Result<axum::Json<Value>, ApiError> {
+/// Starts signing in with a passkey: request options listing that account's passkeys.
+#[utoipa::path(post, path = "/api/auth/passkey/options", operation_id = "passkey_request_options", tag = "passkeys", security(()),
+    request_body = LoginOptions,
+    responses(
+        (status = 200, description = "Request options and the ceremony id", body = CeremonyAnswer),
+        (status = 400, description = "`no_passkeys` (also for an unknown username), `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`passkey_rejected`: WebAuthn refused to start", body = ErrorBody),
+        (status = 404, description = "`passkeys_disabled`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` (with Retry-After)", body = ErrorBody),
+        (status = 503, description = "`busy`: too many ceremonies at once", body = ErrorBody),
+    ))]
+async fn login_options(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(o): Json<LoginOptions>) -> Result<axum::Json<CeremonyAnswer>, ApiError> {
     let pk = enabled(&st)?;
     let name = o.username.trim().to_ascii_lowercase();
     if let Some(wait) = st.limiter.check(&name, addr.map(|a| a.ip())) {
@@ -164,16 +261,34 @@ async fn login_options(State(st): State<SharedState>, ClientAddr(addr): ClientAd
     with_ceremony(ceremony, rcr)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(super) struct PasskeyLogin {
+    /// From `/api/auth/passkey/options`.
     ceremony: String,
+    /// What `navigator.credentials.get` made (WebAuthn `AuthenticationResponseJSON`).
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     credential: PublicKeyCredential,
+    /// `"cookie"`: the web client's sign-in; the session goes into the cookie, not the answer.
     #[serde(default)]
     session: Delivery,
 }
 
-async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(l): Json<Login>) -> Result<Response, ApiError> {
+/// Signs in with the authenticator's answer; answers as `/api/auth/login`.
+#[utoipa::path(post, path = "/api/auth/passkey/login", operation_id = "passkey_login", tag = "passkeys", security(()),
+    request_body = PasskeyLogin,
+    responses(
+        (status = 200, description = "A new session (no token when it went into the cookie)", body = SessionAnswer),
+        (status = 400, description = "`ceremony_expired`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`passkey_rejected`", body = ErrorBody),
+        (status = 403, description = "`user_disabled`", body = ErrorBody),
+        (status = 404, description = "`passkeys_disabled`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` (with Retry-After)", body = ErrorBody),
+        (status = 503, description = "`busy`: too many ceremonies at once", body = ErrorBody),
+    ))]
+async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(l): Json<PasskeyLogin>) -> Result<Response, ApiError> {
     let pk = enabled(&st)?;
     let ip = addr.map(|a| a.ip());
     let (user_id, result) = pk.finish_login(&l.ceremony, &l.credential).map_err(|e| api_error(e, StatusCode::UNAUTHORIZED))?;

@@ -10,7 +10,7 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -54,7 +54,7 @@ pub struct Identity {
 }
 
 /// What the API shows of a user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub id: String,
@@ -63,14 +63,18 @@ pub struct UserView {
     pub disabled: bool,
     pub created_at: u64,
     #[serde(default)]
+    #[schema(required = true)]
     pub email: Option<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub email_verified: bool,
     /// Whether the account can sign in with a password.
     #[serde(default)]
+    #[schema(required = true)]
     pub has_password: bool,
     /// Names of the providers linked to the account.
     #[serde(default)]
+    #[schema(required = true)]
     pub sso: Vec<String>,
 }
 
@@ -166,7 +170,7 @@ pub struct Session {
 }
 
 /// Room settings; every field has a default so clients may send a subset.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct RoomSettings {
     /// Guests may join (when `auth.guestJoin` is on) and any signed-in user sees it listed.
@@ -202,7 +206,7 @@ pub struct Room {
 }
 
 /// A track a live participant publishes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackInfo {
     pub sid: String,
@@ -212,7 +216,7 @@ pub struct TrackInfo {
 }
 
 /// A participant LiveKit reports in a room right now.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveParticipant {
     pub identity: String,
@@ -226,7 +230,7 @@ pub struct LiveParticipant {
     pub last_event_at: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub id: u64,
