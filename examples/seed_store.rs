@@ -73,12 +73,8 @@ fn seed(store: &Store, users: usize, rooms: usize, history: usize, batch: usize)
             .iter()
             .map(|&i| User {
                 id: user_ids[i].clone(),
-                username: format!("seed-user-{i:06}"),
-                password_hash: hash.clone(),
-                role: Role::User,
-                disabled: false,
                 created_at: now,
-                session_epoch: 0,
+                ..User::new(&format!("seed-user-{i:06}"), hash.clone(), Role::User)
             })
             .collect();
         store

@@ -97,8 +97,9 @@ impl Api {
         cfg.livekit.internal_host = Some("http://127.0.0.1:9".into());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let (tx, rx) = tokio::sync::watch::channel(LivekitStatus::new(Mode::Embedded));
+        let signin = crate::http::Signin::from_config(&cfg).expect("sign-in settings");
         let state = rt.block_on(async {
-            Arc::new(crate::http::AppState::new(Arc::new(cfg), store.clone(), keys(), rx, tokio_util::sync::CancellationToken::new()))
+            Arc::new(crate::http::AppState::new(Arc::new(cfg), store.clone(), keys(), rx, tokio_util::sync::CancellationToken::new(), signin))
         });
         let router = crate::http::router(state);
         for (name, role) in [("fuzz-admin", Role::Admin), ("fuzz-user", Role::User)] {

@@ -167,6 +167,177 @@ fn meeting_survives_expired_token_device_switch_and_livekit_restart() {
     eventually(SECS(30), "both back in bedrud's participant list", || participants(&d, &admin, "weekly").len() == 2);
 }
 
+/// Passkeys in Chromium with the DevTools virtual authenticator: two registered (on two
+/// authenticators), a sign-in with one and no password, one removed, the other still signs in.
+/// The page is `http://localhost`: WebAuthn needs a host name and a secure context.
+#[test]
+fn passkeys_register_sign_in_remove() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    d.create_user("pat", "pat-password", false);
+    let (_, info) = d.get("/api/info", None);
+    assert_eq!(info["passkeys"], true, "{info}");
+    let out = scenario("passkeys", &json!({ "url": format!("http://localhost:{}", d.port), "user": { "username": "pat", "password": "pat-password" } }), SECS(150));
+    assert_eq!(out["registered"], json!(["Laptop", "Phone"]), "{out}");
+    assert_eq!(out["afterRemove"], json!(["Phone"]), "{out}");
+    let counts: Vec<u64> = out["signCount"].as_array().unwrap().iter().filter_map(Value::as_u64).collect();
+    assert!(counts.len() == 2 && counts[1] > counts[0], "each sign-in was signed by the phone's key: {out}");
+    // bedrud's own record: one passkey left, used, and the only one a sign-in may use.
+    let token = d.login("pat", "pat-password");
+    let (s, v) = d.get("/api/auth/passkeys", Some(&token));
+    assert_eq!(s, 200, "{v}");
+    let keys = v["passkeys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{v}");
+    assert_eq!(keys[0]["name"], "Phone");
+    assert!(keys[0]["lastUsedAt"].is_u64(), "{v}");
+    let (s, o) = d.post("/api/auth/passkey/options", None, json!({ "username": "pat" }));
+    assert_eq!(s, 200, "{o}");
+    let allowed: Vec<&str> = o["publicKey"]["allowCredentials"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(allowed, vec![keys[0]["id"].as_str().unwrap()], "{o}");
+    assert_eq!(o["publicKey"]["rpId"], "localhost", "{o}");
+    // DevTools names the credential in standard base64; bedrud in base64url.
+    let devtools = out["phoneCredentialId"].as_str().unwrap().replace('+', "-").replace('/', "_").trim_end_matches('=').to_string();
+    assert_eq!(keys[0]["id"].as_str(), Some(devtools.as_str()), "{out} {v}");
+}
+
+/// A file only its owner may read, as secrets must be.
+fn secret_file(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+fn users(d: &Daemon, admin: &str) -> Vec<Value> {
+    let (s, v) = d.get("/api/admin/users", Some(admin));
+    assert_eq!(s, 200, "{v}");
+    v["users"].as_array().cloned().unwrap_or_default()
+}
+
+/// Single sign-on through a real OpenID provider (node-oidc-provider on loopback, its own
+/// login and consent pages) in Chromium: accounts made at first sign-in, admin by group, a
+/// group outside `allowedGroups` refused, a forged `state`, an ID token for another audience,
+/// an issuer that is down at start-up (a clear error in the log; the other sign-ins work), an
+/// account linked by its verified e-mail, and the same person found again by issuer and subject.
+#[test]
+fn single_sign_on_with_a_real_openid_provider() {
+    use common::signin::{link_in, token_of, OidcProvider, SmtpSink};
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let public = format!("http://localhost:{port}");
+    let callback = |name: &str| format!("{public}/api/auth/oidc/{name}/callback");
+    let provider = OidcProvider::start(
+        json!([
+            { "client_id": "bedrud", "client_secret": "corp-secret", "redirect_uris": [callback("corp")] },
+            { "client_id": "bedrud-partner", "client_secret": "partner-secret", "redirect_uris": [callback("partner")], "wrongAudience": "someone-else" },
+            { "client_id": "someone-else", "client_secret": "other-secret", "redirect_uris": ["http://localhost:9/callback"] },
+        ]),
+        json!({
+            "alice": { "email": "alice@example.org", "email_verified": true, "groups": ["staff", "bedrud-admins"], "name": "Alice Adams", "preferred_username": "alice" },
+            "bob": { "email": "bob@example.org", "email_verified": true, "groups": ["staff"], "preferred_username": "bob" },
+            "carol": { "email": "carol@example.org", "email_verified": true, "groups": ["contractors"], "preferred_username": "carol" },
+            "dora": { "email": "dora@example.org", "email_verified": true, "groups": ["staff"], "preferred_username": "dora.sso" },
+        }),
+    );
+    let down = common::free_port();
+    let corp_secret = secret_file(dir.path(), "corp", "corp-secret\n");
+    let partner_secret = secret_file(dir.path(), "partner", "partner-secret\n");
+    let auth = format!(
+        "  oidc:\n    - name: corp\n      label: Corp SSO\n      issuer: {iss}\n      clientId: bedrud\n      clientSecretFile: {}\n      scopes: [openid, email, profile, groups]\n      allowedGroups: [staff]\n      adminGroup: bedrud-admins\n      linkByEmail: true\n\
+         \x20   - name: partner\n      label: Partner\n      issuer: {iss}\n      clientId: bedrud-partner\n      clientSecretFile: {}\n\
+         \x20   - name: down\n      label: Old IdP\n      issuer: http://127.0.0.1:{down}\n      clientId: bedrud\n",
+        corp_secret.display(),
+        partner_secret.display(),
+        iss = provider.issuer,
+    );
+    let smtp = SmtpSink::start(None, None);
+    let extra = format!("smtp:\n  host: 127.0.0.1\n  port: {}\n  security: none\n  from: meet@example.org\n", smtp.port);
+    let d = Daemon::start(Opts { port: Some(port), auth, extra, ..Opts::default() });
+    check_client(&d);
+    let admin = d.admin();
+
+    // The issuer that is down is named in the log with what to expect; the others are ready.
+    eventually(SECS(15), "discovery logged for every provider", || {
+        let log = d.log_text();
+        log.contains("OpenID provider ready") && log.contains("auth.oidc \"down\"")
+    });
+    let log = d.log_text();
+    let line = log.lines().find(|l| l.contains("auth.oidc \"down\"")).unwrap();
+    assert!(line.contains("ERROR") && line.contains(&format!("http://127.0.0.1:{down}/.well-known/openid-configuration")) && line.contains("other sign-ins work"), "{line}");
+    assert_eq!(log.matches("OpenID provider ready").count(), 2, "{log}");
+
+    // dora has a local account whose address she verified by mail.
+    d.create_user("dora", "dora-password", false);
+    let dora = d.login("dora", "dora-password");
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&dora), Some(json!({ "email": "dora@example.org" })));
+    assert_eq!(s, 200, "{v}");
+    let m = smtp.wait_for("dora@example.org", "Confirm");
+    let (s, v) = d.post("/api/auth/email/verify", None, json!({ "token": token_of(&link_in(m["body"].as_str().unwrap(), &public)) }));
+    assert_eq!(s, 200, "{v}");
+
+    let out = scenario(
+        "sso",
+        &json!({ "url": public, "corp": "Corp SSO", "partner": "Partner", "down": "Old IdP", "admin": { "username": "admin", "password": "admin-password" } }),
+        SECS(200),
+    );
+    assert_eq!(out["buttons"], json!(["Continue with Corp SSO", "Continue with Partner", "Continue with Old IdP"]), "{out}");
+    assert_eq!((out["aliceAdmin"].as_bool(), out["bobAdmin"].as_bool()), (Some(true), Some(false)), "{out}");
+    assert_eq!(out["carolSees"], "Your Corp SSO account is not allowed to use this server.", "{out}");
+    assert_eq!(out["forgedSees"], "This sign-in did not start in this browser or took too long. Please try again.", "{out}");
+    assert_eq!(out["partnerSees"], "Partner sent a sign-in meant for another application.", "{out}");
+    assert_eq!(out["downSees"], "Old IdP cannot be reached right now. Try again later or sign in another way.", "{out}");
+    for who in ["carolSession", "forgedSession", "partnerSession"] {
+        assert_eq!(out[who], 401, "{who} got no session: {out}");
+    }
+    assert_eq!(out["passwordStillWorks"], true, "{out}");
+    assert_eq!((out["doraIs"].as_str(), out["aliceAgain"].as_str()), (Some("dora"), Some("alice")), "{out}");
+
+    // bedrud's records: accounts made at first sign-in, with the provider's verified address.
+    let all = users(&d, &admin);
+    let find = |name: &str| all.iter().find(|u| u["username"] == name).cloned();
+    let alice = find("alice").expect("alice's account");
+    assert_eq!((alice["role"].as_str(), alice["email"].as_str(), alice["emailVerified"].as_bool(), alice["hasPassword"].as_bool()), (Some("admin"), Some("alice@example.org"), Some(true), Some(false)), "{alice}");
+    assert_eq!(alice["sso"], json!(["corp"]));
+    assert_eq!(find("bob").unwrap()["role"], "user");
+    assert_eq!(find("dora").unwrap()["sso"], json!(["corp"]), "linked by e-mail");
+    for absent in ["carol", "dora.sso", "alice-2"] {
+        assert!(find(absent).is_none(), "{absent} must not exist: {all:?}");
+    }
+    // Each failure is in the log with its code as a field (`code=…`, quoted or not).
+    let failures: Vec<String> = d.log_text().lines().filter(|l| l.contains("single sign-on failed")).map(|l| l.replace('"', "")).collect();
+    for code in ["not_allowed", "invalid_state", "wrong_audience", "provider_unavailable"] {
+        assert!(failures.iter().any(|l| l.contains(&format!("code={code} "))), "{code} logged: {failures:#?}");
+    }
+}
+
+/// Links sent by mail (a real SMTP server, aiosmtpd) opened in Chromium: the confirmation of
+/// an address and a password reset each work once, then say the link no longer works; a reset
+/// asked for in Chinese arrives in Chinese.
+#[test]
+fn mail_links_work_once_in_the_browser() {
+    use common::signin::SmtpSink;
+    let smtp = SmtpSink::start(None, None);
+    let extra = format!("smtp:\n  host: 127.0.0.1\n  port: {}\n  security: none\n  from: bedrud <meet@example.org>\n", smtp.port);
+    let d = Daemon::start(Opts { extra, ..Opts::default() });
+    check_client(&d);
+    d.create_user("mia", "mia-password", false);
+    let out = scenario(
+        "mail",
+        &json!({ "url": format!("http://localhost:{}", d.port), "user": { "username": "mia", "password": "mia-password" }, "email": "mia@example.org", "mailDir": smtp.mail_dir() }),
+        SECS(150),
+    );
+    let invalid = "This link does not work: it was used already, has expired, or a newer one was sent.";
+    assert_eq!((out["usedTwice"].as_str(), out["resetTwice"].as_str()), (Some(invalid), Some(invalid)), "{out}");
+    assert_eq!((out["unverified"].as_bool(), out["tokenHidden"].as_bool()), (Some(true), Some(true)), "{out}");
+    assert_eq!(out["zhSubject"], "重置你的 bedrud 密码", "{out}");
+    // The password is the one set through the link, and the address is verified.
+    assert_eq!(d.post("/api/auth/login", None, json!({ "username": "mia", "password": "mia-password" })).0, 401);
+    let token = d.login("mia", out["newPassword"].as_str().unwrap());
+    let (_, me) = d.get("/api/auth/me", Some(&token));
+    assert_eq!((me["user"]["email"].as_str(), me["user"]["emailVerified"].as_bool()), (Some("mia@example.org"), Some(true)), "{me}");
+}
+
 /// First run in the browser: the sign-in page says no administrator exists, the setup link
 /// from the log creates one and signs in as it, and the link is then used up.
 #[test]

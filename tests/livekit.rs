@@ -245,7 +245,10 @@ fn reconciler_adds_participants_it_never_heard_of() {
 
 #[test]
 fn authorization_matrix() {
-    let d = Daemon::start(Opts { auth: "  guestJoin: true\n".into(), ..Default::default() });
+    // Mail goes to a real SMTP server (aiosmtpd), so the mail endpoints answer as in use.
+    let smtp = common::signin::SmtpSink::start(None, None);
+    let extra = format!("smtp:\n  host: 127.0.0.1\n  port: {}\n  security: none\n  from: meet@example.org\n", smtp.port);
+    let d = Daemon::start(Opts { auth: "  guestJoin: true\n".into(), extra, ..Default::default() });
     let admin = d.admin();
     for u in ["owner", "modr", "member", "extra"] {
         d.create_user(u, &format!("{u}-password"), false);
@@ -279,8 +282,28 @@ fn authorization_matrix() {
         ("GET", "/api/admin/rooms/matrix/participants", None, [200, 403, 403, 403, 403, 401]),
         ("DELETE", "/api/room/matrix", None, [204, 404, 404, 404, 403, 401]),
     ];
+    // Sign-in (this daemon: passkeys and mail on, no OpenID provider). What a user changes is
+    // their own account; what anyone may call refuses unknown ceremonies, links and providers.
+    // The reset requests all name one address from one client: five pass, the sixth is 429.
+    let made = json!({ "id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": { "attestationObject": "AAAA", "clientDataJSON": "AAAA" } });
+    let signed = json!({ "id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": { "authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA", "userHandle": null } });
+    let signin: Vec<(&str, &str, Option<Value>, [u16; 6])> = vec![
+        ("GET", "/api/auth/passkeys", None, [200, 200, 200, 200, 403, 401]),
+        ("POST", "/api/auth/passkeys/options", None, [200, 200, 200, 200, 403, 401]),
+        ("POST", "/api/auth/passkeys", Some(json!({ "ceremony": "nope", "name": "Key", "credential": made })), [400, 400, 400, 400, 403, 401]),
+        ("DELETE", "/api/auth/passkeys/nope", None, [404, 404, 404, 404, 403, 401]),
+        ("POST", "/api/auth/passkey/options", Some(json!({ "username": "member" })), [400; 6]),
+        ("POST", "/api/auth/passkey/login", Some(json!({ "ceremony": "nope", "credential": signed })), [400; 6]),
+        ("PUT", "/api/auth/email", Some(json!({ "email": "someone@example.org" })), [200, 200, 200, 200, 403, 401]),
+        ("POST", "/api/auth/email/resend", Some(json!({})), [202, 202, 202, 202, 403, 401]),
+        ("POST", "/api/auth/email/verify", Some(json!({ "token": "nope" })), [400; 6]),
+        ("POST", "/api/auth/password/forgot", Some(json!({ "email": "someone@example.org" })), [202, 202, 202, 202, 202, 429]),
+        ("POST", "/api/auth/password/reset", Some(json!({ "token": "nope", "newPassword": "long-password-1" })), [400; 6]),
+        ("GET", "/api/auth/oidc/nope/start", None, [404; 6]),
+        ("GET", "/api/auth/oidc/nope/callback?code=c&state=s", None, [404; 6]),
+    ];
     let mut failures = Vec::new();
-    for (method, path, body, expected) in &cases {
+    for (method, path, body, expected) in signin.iter().chain(&cases) {
         for (i, (who, tok)) in callers.iter().enumerate() {
             // Deleting the room succeeds once; every later caller sees it gone (404) unless
             // refused earlier in the chain (guest 403, anonymous 401).
@@ -291,4 +314,14 @@ fn authorization_matrix() {
         }
     }
     assert!(failures.is_empty(), "authorization mismatches:\n{}", failures.join("\n"));
+    // Each caller's PUT /api/auth/email changed that caller's account and no other.
+    let (_, v) = d.get("/api/admin/users", Some(&admin));
+    let with_email = v["users"].as_array().unwrap().iter().filter(|u| u["email"] == "someone@example.org").count();
+    assert_eq!(with_email, 4, "{v}");
+    assert!(v["users"].as_array().unwrap().iter().all(|u| u["emailVerified"] == false), "{v}");
+    // Each of the four got a confirmation and a resent one; the unverified address got no reset link.
+    common::daemon::eventually(Duration::from_secs(20), "eight confirmation mails", || smtp.messages().len() >= 8);
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 8, "{mails:?}");
+    assert!(mails.iter().all(|m| m["subject"].as_str().is_some_and(|s| s.contains("Confirm"))), "{mails:?}");
 }

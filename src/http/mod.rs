@@ -7,7 +7,10 @@ mod client;
 mod cookie;
 mod extract;
 mod health;
+mod mail;
+mod oidc;
 pub mod openapi;
+mod passkeys;
 mod rooms;
 pub mod serve;
 mod setup;
@@ -35,6 +38,9 @@ use crate::error::ApiError;
 use crate::livekit::client::RoomClient;
 use crate::livekit::status::StatusRx;
 use crate::livekit::ApiKeys;
+use crate::mail::Mailer;
+use crate::oidc::Oidc;
+use crate::passkeys::Passkeys;
 use crate::store::Store;
 
 pub use extract::{ClientAddr, Json};
@@ -62,6 +68,7 @@ pub struct AppState {
     pub webhook_events: tokio::sync::broadcast::Sender<(String, String)>,
     /// What the daemon set up around the API (set once at start).
     pub runtime: OnceLock<Runtime>,
+    pub signin: Signin,
 }
 
 /// Facts of the running daemon that handlers and `bedrud doctor` need.
@@ -74,10 +81,33 @@ pub struct Runtime {
     pub config_file: Option<std::path::PathBuf>,
 }
 
+/// The ways to sign in besides a password, built once at start-up from `auth.*`, `smtp.*`
+/// and `server.publicUrl` (a reload changes them at the next restart).
+pub struct Signin {
+    pub oidc: Oidc,
+    /// `None`: passkeys are off.
+    pub passkeys: Option<Passkeys>,
+    /// `None`: no SMTP server is configured.
+    pub mailer: Option<Mailer>,
+    /// Password-reset requests per address and per client.
+    pub mail_limiter: LoginLimiter,
+}
+
+impl Signin {
+    pub fn from_config(config: &Config) -> Result<Signin, String> {
+        Ok(Signin {
+            oidc: Oidc::new(config),
+            passkeys: Passkeys::from_config(config)?,
+            mailer: Mailer::from_config(config)?,
+            mail_limiter: LoginLimiter::new(5, Duration::from_secs(900)),
+        })
+    }
+}
+
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken, signin: Signin) -> Self {
         let client = RoomClient::new(&config.livekit_internal_url(), keys.clone(), config.livekit.skip_tls_verify);
         Self {
             limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
@@ -94,6 +124,7 @@ impl AppState {
             webhook_events: tokio::sync::broadcast::channel(64).0,
             runtime: OnceLock::new(),
             metrics: Default::default(),
+            signin,
         }
     }
 
@@ -122,6 +153,9 @@ fn api_parts() -> (OpenApiRouter<SharedState>, OpenApiRouter<SharedState>) {
     let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::routes())
         .merge(auth::routes())
+        .merge(oidc::routes())
+        .merge(passkeys::routes())
+        .merge(mail::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
         .merge(setup::routes());

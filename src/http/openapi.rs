@@ -20,7 +20,7 @@ use super::cookie::SESSION_COOKIE;
 #[openapi(
     info(
         title = "bedrud",
-        description = "bedrud's HTTP API: accounts and sessions, rooms and join tokens, moderation, \
+        description = "bedrud's HTTP API: accounts and sessions, single sign-on, passkeys, mail links, rooms and join tokens, moderation, \
                        administration and LiveKit's webhook. Errors are `{\"error\": {\"code\", \"message\"}}` \
                        with the codes each operation lists; any operation may also answer `csrf_rejected` (403), \
                        `method_not_allowed` (405), `internal` (500), `timeout`, `store_unavailable`, \
@@ -33,6 +33,9 @@ use super::cookie::SESSION_COOKIE;
     tags(
         (name = "health", description = "Liveness, readiness and public facts"),
         (name = "auth", description = "Accounts and sessions"),
+        (name = "sso", description = "Single sign-on with OpenID Connect providers (browser navigations)"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): managing the caller's own, and signing in with one"),
+        (name = "mail", description = "The account's e-mail address: verification and password reset links"),
         (name = "setup", description = "First-run creation of the administrator"),
         (name = "rooms", description = "Rooms, join tokens and moderation"),
         (name = "admin", description = "Administration (administrators only)"),

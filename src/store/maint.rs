@@ -69,6 +69,10 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         EVENTS.name(),
         TOMBSTONES.name(),
         EGRESS.name(),
+        OIDC_SUBJECTS.name(),
+        EMAILS.name(),
+        PASSKEYS.name(),
+        MAIL_TOKENS.name(),
     ];
     let present: Vec<String> = src
         .list_tables()?
@@ -92,7 +96,11 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         + copy_table(src, dst, LK_ROOMS)?
         + copy_table(src, dst, EVENTS)?
         + copy_table(src, dst, TOMBSTONES)?
-        + copy_table(src, dst, EGRESS)?)
+        + copy_table(src, dst, EGRESS)?
+        + copy_table(src, dst, OIDC_SUBJECTS)?
+        + copy_table(src, dst, EMAILS)?
+        + copy_table(src, dst, PASSKEYS)?
+        + copy_table(src, dst, MAIL_TOKENS)?)
 }
 
 impl Store {

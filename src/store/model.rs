@@ -21,26 +21,81 @@ pub enum Role {
 pub struct User {
     pub id: String,
     pub username: String,
+    /// Argon2id hash; empty for an account that signs in only through single sign-on.
     pub password_hash: String,
     pub role: Role,
     pub disabled: bool,
     pub created_at: u64,
     /// Bumped on password change and disabling: sessions of an older epoch are void.
     pub session_epoch: u64,
+    /// Lower-case e-mail address, verified or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The address was proven (a verification link, or a provider that says so); only
+    /// verified addresses receive password resets and link accounts.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// OpenID Connect identities that sign into this account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<Identity>,
+    /// The admin role came from a provider's admin group, and goes when the group does.
+    #[serde(default)]
+    pub sso_admin: bool,
+}
+
+/// An account at an OpenID provider: the provider's issuer and its subject identifier.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// `auth.oidc[].name` at the time of linking.
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
 }
 
 /// What the API shows of a user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub id: String,
     pub username: String,
     pub role: Role,
     pub disabled: bool,
-    #[serde(rename = "createdAt")]
     pub created_at: u64,
+    #[serde(default)]
+    #[schema(required = true)]
+    pub email: Option<String>,
+    #[serde(default)]
+    #[schema(required = true)]
+    pub email_verified: bool,
+    /// Whether the account can sign in with a password.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub has_password: bool,
+    /// Names of the providers linked to the account.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub sso: Vec<String>,
 }
 
 impl User {
+    /// A new, enabled account with no e-mail and no linked provider.
+    pub fn new(username: &str, password_hash: String, role: Role) -> User {
+        User {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: username.to_string(),
+            password_hash,
+            role,
+            disabled: false,
+            created_at: now_ms(),
+            session_epoch: 0,
+            email: None,
+            email_verified: false,
+            identities: Vec::new(),
+            sso_admin: false,
+        }
+    }
+
     pub fn view(&self) -> UserView {
         UserView {
             id: self.id.clone(),
@@ -48,11 +103,52 @@ impl User {
             role: self.role,
             disabled: self.disabled,
             created_at: self.created_at,
+            email: self.email.clone(),
+            email_verified: self.email_verified,
+            has_password: !self.password_hash.is_empty(),
+            sso: self.identities.iter().map(|i| i.provider.clone()).collect(),
         }
     }
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+}
+
+/// A passkey registered on an account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyRecord {
+    /// The credential id, base64url: also its id in the API.
+    pub id: String,
+    pub user_id: String,
+    /// What the user called it ("Laptop", "Phone").
+    pub name: String,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+    pub passkey: webauthn_rs::prelude::Passkey,
+}
+
+/// What a link sent by mail allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailPurpose {
+    /// Set a new password.
+    Reset,
+    /// Prove the account's e-mail address.
+    Verify,
+}
+
+/// A link sent by mail, stored under the SHA-256 of its token; used once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailToken {
+    pub purpose: MailPurpose,
+    pub user_id: String,
+    /// The address it was sent to: a verification link proves only that one.
+    pub email: String,
+    /// The user's session epoch when sent: a password change since then voids a reset link.
+    pub epoch: u64,
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -38,6 +38,8 @@ pub struct Opts {
     pub log_level: Option<String>,
     /// Variables removed from the daemon's environment (after the harness's own removals).
     pub env_remove: Vec<String>,
+    /// Top-level sections appended to the config (`smtp:` …).
+    pub extra: String,
 }
 
 impl Default for Opts {
@@ -56,6 +58,7 @@ impl Default for Opts {
             log_format: None,
             log_level: None,
             env_remove: Vec::new(),
+            extra: String::new(),
         }
     }
 }
@@ -115,12 +118,13 @@ impl Daemon {
         };
         let config = dir.path().join("config.yaml");
         let text = format!(
-            "server:\n  bind: 127.0.0.1\n  port: {port}\n{}database:\n  path: {}/bedrud.redb\n{livekit}auth:\n{}logging:\n  level: {}\n  format: {}\n",
+            "server:\n  bind: 127.0.0.1\n  port: {port}\n{}database:\n  path: {}/bedrud.redb\n{livekit}auth:\n{}logging:\n  level: {}\n  format: {}\n{}",
             opts.server_extra,
             dir.path().display(),
             if opts.auth.is_empty() { "  registration: false\n".to_string() } else { opts.auth.clone() },
             opts.log_level.as_deref().unwrap_or("debug,livekit=info"),
             opts.log_format.as_deref().unwrap_or("text"),
+            opts.extra,
         );
         std::fs::write(&config, text).expect("write config");
         std::fs::create_dir_all(dir.path().join("run")).expect("run dir");

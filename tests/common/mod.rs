@@ -6,6 +6,7 @@ pub mod browser;
 pub mod daemon;
 pub mod external;
 pub mod participant;
+pub mod signin;
 pub mod tls;
 
 use std::net::TcpListener;

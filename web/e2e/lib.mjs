@@ -37,6 +37,12 @@ export async function shot(page, name) {
   await page.screenshot({ path: join(shotDir, `${name}.png`) });
 }
 
+/** Saves a screenshot of one element (a card, a dialog) as target/screenshots/NAME.png. */
+export async function shotOf(locator, name) {
+  mkdirSync(shotDir, { recursive: true });
+  await locator.screenshot({ path: join(shotDir, `${name}.png`) });
+}
+
 /**
  * Runs `body(browser)` with a fresh chromium (fresh profile each launch) and always closes it;
  * fails the scenario after `limitMs`.
@@ -90,6 +96,14 @@ export async function newPage(browser, url, opts = {}) {
     window.RTCPeerConnection.prototype = Native.prototype;
     Object.setPrototypeOf(window.RTCPeerConnection, Native);
   });
+  if (opts.loopbackOnly) {
+    // Pages from elsewhere (an OpenID provider's login page) may name resources on the
+    // internet; the tests stay on this machine.
+    await context.route(
+      (u) => !["127.0.0.1", "localhost", "[::1]"].includes(u.hostname),
+      (route) => route.abort("blockedbyclient"),
+    );
+  }
   const page = await context.newPage();
   page.setDefaultTimeout(opts.timeout ?? 20_000);
   page.on("console", (m) => {
@@ -142,7 +156,7 @@ export async function signIn(page, username, password) {
   await page.goto("/signin");
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await page.getByRole("heading", { level: 1 }).filter({ hasNotText: "Sign in" }).waitFor();
 }
 

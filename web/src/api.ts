@@ -11,6 +11,11 @@ export type Role = Schemas["Role"];
 export type JoinRole = Schemas["JoinRole"];
 export type User = Schemas["UserView"];
 export type Info = Schemas["Info"];
+/** An OpenID Connect provider: one sign-in button. */
+export type SsoProvider = Schemas["OidcButton"];
+export type Passkey = Schemas["PasskeyView"];
+/** A WebAuthn challenge from bedrud: the browser's options (binary fields in base64url) and the ceremony to send back. */
+export type Ceremony = Schemas["CeremonyAnswer"];
 export type RoomSettings = Schemas["RoomSettings"];
 export type Room = Schemas["RoomView"];
 export type Join = Schemas["JoinAnswer"];
@@ -79,6 +84,27 @@ export const api = {
     call<{ expiresAt: number; user: User }>("POST", "/api/setup", { token, username, password, session: "cookie" }).then((r) => r.user),
   logout: () => call<void>("POST", "/api/auth/logout"),
   changePassword: (currentPassword: string, newPassword: string) => call<unknown>("PUT", "/api/auth/password", { currentPassword, newPassword }),
+  /** Where the browser goes to sign in with an OpenID provider (a navigation, not a fetch). */
+  ssoStart: (provider: string, next: string) => `/api/auth/oidc/${enc(provider)}/start?next=${enc(next)}`,
+  forgotPassword: (email: string, lang: string) => call<void>("POST", "/api/auth/password/forgot", { email, lang }),
+  resetPassword: (token: string, newPassword: string) => call<{ user: User }>("POST", "/api/auth/password/reset", { token, newPassword }).then((r) => r.user),
+
+  email: {
+    set: (email: string, lang: string) => call<{ user: User; verificationSent: boolean }>("PUT", "/api/auth/email", { email, lang }),
+    resend: (lang: string) => call<void>("POST", "/api/auth/email/resend", { lang }),
+    verify: (token: string) => call<{ user: User }>("POST", "/api/auth/email/verify", { token }).then((r) => r.user),
+  },
+
+  passkeys: {
+    list: () => call<{ passkeys: Passkey[] }>("GET", "/api/auth/passkeys").then((r) => r.passkeys),
+    options: () => call<Ceremony>("POST", "/api/auth/passkeys/options"),
+    register: (ceremony: string, name: string, credential: unknown) =>
+      call<{ passkey: Passkey }>("POST", "/api/auth/passkeys", { ceremony, name, credential }).then((r) => r.passkey),
+    remove: (id: string) => call<void>("DELETE", `/api/auth/passkeys/${enc(id)}`),
+    signInOptions: (username: string) => call<Ceremony>("POST", "/api/auth/passkey/options", { username }),
+    signIn: (ceremony: string, credential: unknown) =>
+      call<{ user: User }>("POST", "/api/auth/passkey/login", { ceremony, credential, session: "cookie" }).then((r) => r.user),
+  },
 
   rooms: {
     list: (after?: string, limit = 50) =>

@@ -35,8 +35,29 @@ export async function busy<T>(btn: HTMLButtonElement, work: () => Promise<T>): P
   }
 }
 
+export type FormError = { el: HTMLElement; show: (msg: string | null) => void };
+
+/**
+ * A form's submit handler: clears `err`, runs `work` with `btn` busy, and shows in `err` the
+ * message `work` returns (a check that failed) or the one `fail` makes of what it threw.
+ */
+export function submitting(btn: HTMLButtonElement, err: FormError, work: () => Promise<string | void>, fail: (e: unknown) => string = errorText): (e: Event) => void {
+  return (e: Event) => {
+    e.preventDefault();
+    err.show(null);
+    void busy(btn, async () => {
+      try {
+        const problem = await work();
+        if (problem) err.show(problem);
+      } catch (x) {
+        err.show(fail(x));
+      }
+    });
+  };
+}
+
 /** The inline error box of a form: role=alert so screen readers announce it. */
-export function formError(): { el: HTMLElement; show: (msg: string | null) => void } {
+export function formError(): FormError {
   const el = h("p", { class: "form-error", role: "alert", hidden: true });
   return {
     el,
