@@ -261,6 +261,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     }
     tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, shutdown.clone()));
     tasks.push(spawn_maintenance(store.clone(), shutdown.clone()));
+    tasks.push(http::spawn_background(state.clone()));
 
     let lk = status_rx.borrow().clone();
     let line = status_line(&state, api_addr, &lk);

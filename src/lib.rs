@@ -1,9 +1,9 @@
 //! bedrud: the control plane of a self-hosted video-meeting service around LiveKit.
 //!
 //! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
-//! users and sessions, `rooms` the rooms, `http` serves the API, `livekit` talks to and
-//! supervises livekit-server, `systemd` speaks sd_notify, `daemon` wires them together and `cli`
-//! is the command line.
+//! users and sessions, `rooms` the rooms, `meeting` who gets into a meeting and who speaks,
+//! `http` serves the API, `livekit` talks to and supervises livekit-server, `systemd` speaks
+//! sd_notify, `daemon` wires them together and `cli` is the command line.
 
 pub mod accounts;
 pub mod auth;
@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod livekit;
 pub mod logging;
+pub mod meeting;
 pub mod rooms;
 pub mod store;
 pub mod systemd;

@@ -6,6 +6,8 @@ mod auth;
 mod cookie;
 mod extract;
 mod health;
+mod lobby;
+mod meeting;
 mod rooms;
 pub mod serve;
 pub mod ui;
@@ -33,6 +35,11 @@ use crate::store::Store;
 
 pub use extract::{ClientAddr, Json};
 
+/// Background work of the API: clearing lobby entries of people who have gone.
+pub fn spawn_background(state: SharedState) -> tokio::task::JoinHandle<()> {
+    lobby::spawn_sweeper(state)
+}
+
 /// Everything a handler may need. Shared behind an `Arc`.
 pub struct AppState {
     config: RwLock<Arc<Config>>,
@@ -46,6 +53,8 @@ pub struct AppState {
     pub webhooks_applied: AtomicU64,
     /// Cancelled at shutdown: long-lived answers (event streams) end with it.
     pub shutdown: CancellationToken,
+    /// Live updates of lobbies, and who is still waiting in them.
+    pub lobbies: Arc<lobby::Lobbies>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -63,6 +72,7 @@ impl AppState {
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
             shutdown,
+            lobbies: Arc::new(lobby::Lobbies::new()),
         }
     }
 
@@ -88,6 +98,8 @@ pub fn router(state: SharedState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
+        .merge(meeting::routes())
+        .merge(lobby::routes())
         .layer(DefaultBodyLimit::max(cfg.server.body_limit))
         // The webhook gets its own, larger body limit.
         .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))

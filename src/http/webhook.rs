@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::SharedState;
 use crate::error::ApiError;
 use crate::livekit::webhook::{self, Applied};
-use crate::store::now_ms;
+use crate::store::{self, now_ms};
 
 pub fn routes() -> Router<SharedState> {
     Router::new().route("/api/livekit/webhook", post(receive))
@@ -45,8 +45,30 @@ async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes)
     if outcome == Applied::Applied {
         st.webhooks_applied.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(event = %kind, id = %id, room = %room, "webhook applied");
+        match kind.as_str() {
+            "room_started" => room_started(&st, room),
+            "room_finished" => st.lobbies.notify(&room),
+            _ => {}
+        }
     } else {
         tracing::debug!(event = %kind, id = %id, "webhook replay ignored");
     }
     Ok(axum::Json(json!({ "ok": true, "duplicate": outcome == Applied::Duplicate })))
+}
+
+/// A room LiveKit has just created gets bedrud's metadata for it (lock, spotlight, lobby,
+/// stage), without holding up the webhook's answer.
+fn room_started(st: &SharedState, name: String) {
+    let st = st.clone();
+    tokio::spawn(async move {
+        let n = name.clone();
+        let room = match st.store.read(move |txn| store::room_get(txn, &n)).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(room = %name, error = %e, "cannot read the room to send its metadata to LiveKit"),
+        };
+        if let Err(e) = super::meeting::sync_metadata(&st, &room).await {
+            tracing::warn!(room = %name, error = %e, "cannot send the room's metadata to LiveKit");
+        }
+    });
 }

@@ -155,6 +155,38 @@ impl RoomClient {
         };
         self.call("UpdateParticipant", req, Self::admin(room)).await
     }
+
+    /// Sets (or, with an empty value, removes) participant attributes, which every client in
+    /// the room sees and which a client without `canUpdateOwnMetadata` cannot change.
+    pub async fn update_attributes(
+        &self,
+        room: &str,
+        identity: &str,
+        attributes: std::collections::HashMap<String, String>,
+        permission: Option<proto::ParticipantPermission>,
+    ) -> Result<proto::ParticipantInfo, LivekitError> {
+        let req = proto::UpdateParticipantRequest {
+            room: room.into(),
+            identity: identity.into(),
+            attributes,
+            permission,
+            ..Default::default()
+        };
+        self.call("UpdateParticipant", req, Self::admin(room)).await
+    }
+
+    /// Replaces the room's metadata (every client sees it). The room must exist in LiveKit.
+    pub async fn update_room_metadata(&self, room: &str, metadata: String) -> Result<proto::Room, LivekitError> {
+        let req = proto::UpdateRoomMetadataRequest { room: room.into(), metadata };
+        self.call("UpdateRoomMetadata", req, Self::admin(room)).await
+    }
+
+    /// Ends the room for everyone in it: each client is disconnected with `ROOM_DELETED`.
+    pub async fn delete_room(&self, room: &str) -> Result<(), LivekitError> {
+        let grants = VideoGrants { room_create: true, room: room.to_string(), ..Default::default() };
+        let _: proto::DeleteRoomResponse = self.call("DeleteRoom", proto::DeleteRoomRequest { room: room.into() }, grants).await?;
+        Ok(())
+    }
 }
 
 /// The error with its causes, since reqwest's top-level message alone is vague.

@@ -6,6 +6,7 @@
 //! batch instead of one per event. A job that fails is isolated by replaying the batch one job
 //! per transaction, so jobs must be repeatable (`FnMut`) and have no effect outside the store.
 
+mod meeting;
 mod model;
 mod ops;
 
@@ -21,11 +22,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+pub use meeting::*;
 pub use model::*;
 pub use ops::*;
 
 /// Layout version of the file. Older files are migrated on open; newer ones are refused.
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: rooms gain `lobby`, `stage`, `locked` and `spotlight` (a bedrud that knows only 1 could
+/// not read them), and the invite, attendee and ban tables.
+pub const SCHEMA_VERSION: u64 = 2;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -48,6 +52,14 @@ pub(crate) const EVENTS: TableDefinition<&str, u64> = TableDefinition::new("webh
 pub(crate) const TOMBSTONES: TableDefinition<&str, u64> = TableDefinition::new("tombstones");
 /// egress id → the last egress info received.
 pub(crate) const EGRESS: TableDefinition<&str, &[u8]> = TableDefinition::new("egress");
+/// (room, invite id) → invite.
+pub(crate) const INVITES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_invites");
+/// SHA-256 of an invite's secret → (room, invite id).
+pub(crate) const INVITE_TOKENS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("room_invite_tokens");
+/// (room, identity) → that person's standing in the room (invite, lobby, moderator, speaker).
+pub(crate) const ATTENDEES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_attendees");
+/// (room, identity) → ban.
+pub(crate) const BANS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_bans");
 
 /// Errors of the store layer. Domain outcomes (`NotFound`, `Conflict`) are errors too so a
 /// write job can refuse before it changes anything.
@@ -308,7 +320,8 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
             });
         }
     }
-    // Version 1 is the first layout: creating the tables is the whole migration.
+    // Version 1 is the first layout: creating the tables is its whole migration. 1 → 2 adds
+    // tables and fields with defaults, so creating the tables is all it needs too.
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
     txn.open_table(SESSIONS)?;
@@ -320,6 +333,10 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(EVENTS)?;
     txn.open_table(EGRESS)?;
     txn.open_table(TOMBSTONES)?;
+    txn.open_table(INVITES)?;
+    txn.open_table(INVITE_TOKENS)?;
+    txn.open_table(ATTENDEES)?;
+    txn.open_table(BANS)?;
     if found != Some(SCHEMA_VERSION) {
         let mut meta = txn.open_table(META)?;
         meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;

@@ -167,13 +167,14 @@ pub fn room_put(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Deletes a room with its moderators. Live presence and history stay as records.
+/// Deletes a room with its moderators, invites, attendees and bans. Live presence and history
+/// stay as records.
 pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
     if txn.open_table(ROOMS)?.remove(name)?.is_none() {
         return Err(StoreError::NotFound("room"));
     }
     txn.open_multimap_table(MODERATORS)?.remove_all(name)?;
-    Ok(())
+    meeting_forget_room(txn, name)
 }
 
 /// Rooms in name order, starting after `after`, at most `limit`.
@@ -241,7 +242,7 @@ pub fn moderator_remove(txn: &WriteTransaction, room: &str, user_id: &str) -> Re
 // ---- live participants and history --------------------------------------------------------
 
 /// Rows of a `(room, x)`-keyed table whose room is `room`, decoded.
-fn room_rows<T: serde::de::DeserializeOwned>(
+pub(super) fn room_rows<T: serde::de::DeserializeOwned>(
     t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     room: &str,
 ) -> Result<Vec<T>, StoreError> {
