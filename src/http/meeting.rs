@@ -117,8 +117,8 @@ const DEFAULT_INVITE_SECS: u64 = 7 * 24 * 3600;
 
 async fn create_invite(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, Json(r): Json<NewInvite>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let secs = r.expires_in.unwrap_or(DEFAULT_INVITE_SECS);
-    if secs != 0 && !(60..=MAX_INVITE_SECS).contains(&secs) {
-        return Err(ApiError::bad_request("invalid_invite", format!("expiresIn must be 60 to {MAX_INVITE_SECS} seconds, or 0 for no expiry")));
+    if secs > MAX_INVITE_SECS {
+        return Err(ApiError::bad_request("invalid_invite", format!("expiresIn must be at most {MAX_INVITE_SECS} seconds, or 0 for no expiry")));
     }
     if r.max_uses.is_some_and(|m| !(1..=MAX_INVITE_USES).contains(&m)) {
         return Err(ApiError::bad_request("invalid_invite", format!("maxUses must be 1 to {MAX_INVITE_USES}; leave it out for no limit")));

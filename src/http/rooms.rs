@@ -370,7 +370,8 @@ async fn participants(State(st): State<SharedState>, AnyCaller(caller): AnyCalle
             let live = store::live_in_room(txn, &name)?;
             let manager = match &user {
                 Some(u) => rooms::can_manage(txn, u, &room)?,
-                None => false,
+                // A guest made moderator by an invite.
+                None => store::attendee_get(txn, &name, &identity)?.is_some_and(|a| a.moderator) && store::ban_get(txn, &name, &identity)?.is_none(),
             };
             Ok((manager || live.iter().any(|p| p.identity == identity), live))
         })

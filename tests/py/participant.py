@@ -217,6 +217,10 @@ class Participant:
                     ],
                     remote_participants=sorted(self.room.remote_participants),
                     attributes=dict(lp.attributes),
+                    remote_attributes={
+                        identity: dict(p.attributes)
+                        for identity, p in self.room.remote_participants.items()
+                    },
                     room_metadata=self.room.metadata,
                 )
             case "leave":
