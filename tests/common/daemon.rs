@@ -180,8 +180,8 @@ impl Daemon {
         }
     }
 
-    /// Any request; returns status and JSON body (Null when empty).
-    pub fn api(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    /// Sends a request with an optional bearer token and JSON body; panics if it cannot.
+    fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> reqwest::blocking::Response {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(m, self.url(path));
         if let Some(t) = token {
@@ -190,7 +190,12 @@ impl Daemon {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Any request; returns status and JSON body (Null when empty).
+    pub fn api(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let resp = self.send(method, path, token, body);
         let status = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
         let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
@@ -207,15 +212,7 @@ impl Daemon {
 
     /// Only the status of a request (the body is not read: for event streams).
     pub fn status(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> u16 {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(m, self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}")).status().as_u16()
+        self.send(method, path, token, body).status().as_u16()
     }
 
     /// Opens a server-sent event stream; its events arrive through the returned reader.
