@@ -133,3 +133,36 @@ fn sign_in_language_registration_password() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["room"]["owner"], "newcomer", "{v}");
 }
+
+/// Who gets in: an invite link made in the browser opens a members-only room to guests (guest
+/// access is off), the lobby holds them with no token, the owner lets one in and turns one
+/// away, and both pages follow live.
+#[test]
+fn invite_link_and_lobby_admit_and_deny() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    d.create_user("owner", "owner-password", false);
+    let owner = d.login("owner", "owner-password");
+    let out = scenario(
+        "lobby",
+        &json!({ "url": d.url(""), "owner": { "username": "owner", "password": "owner-password" }, "room": "board-room", "guests": ["Gina", "Hank"] }),
+        SECS(200),
+    );
+    for side in ["hostSeesGuest", "guestSeesHost"] {
+        let m = &out[side];
+        assert!(m["framesDecoded"][1].as_u64() > m["framesDecoded"][0].as_u64(), "{side}: {m}");
+    }
+    // bedrud's records: the room stayed members-only, the link was used twice, the admitted
+    // guest is in the meeting, the one turned away is not.
+    let (_, room) = d.get("/api/room/board-room", Some(&owner));
+    assert_eq!((room["room"]["settings"]["public"].as_bool(), room["room"]["settings"]["lobby"].as_bool()), (Some(false), Some(true)), "{room}");
+    let (_, inv) = d.get("/api/room/board-room/invites", Some(&owner));
+    assert_eq!((inv["invites"][0]["uses"].as_u64(), inv["invites"][0]["maxUses"].as_u64()), (Some(2), Some(5)), "{inv}");
+    let link = out["link"].as_str().unwrap();
+    assert!(!inv.to_string().contains(link.rsplit('=').next().unwrap()), "the secret is not listed");
+    let guest = out["guestIdentity"].as_str().unwrap();
+    eventually(SECS(15), "the admitted guest listed", || participants(&d, &owner, "board-room").iter().any(|p| p["identity"] == guest));
+    assert_eq!(participants(&d, &owner, "board-room").len(), 2);
+    let (_, lobby) = d.get("/api/room/board-room/lobby", Some(&owner));
+    assert_eq!(lobby["waiting"], json!([]), "nobody waits: {lobby}");
+}

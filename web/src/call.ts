@@ -18,7 +18,18 @@ import { api, type Join } from "./api";
 
 export type Status = "connecting" | "connected" | "reconnecting" | "ended";
 export type EndReason = "left" | "removed" | "room_deleted" | "disconnected";
-export type Notice = "mutedByHost" | "camMutedByHost" | "publishRevoked" | "publishRestored" | "chatRefused";
+export type Notice = "mutedByHost" | "camMutedByHost" | "publishRevoked" | "publishRestored" | "chatRefused" | "handLowered" | "onStage" | "offStage";
+
+/** What bedrud keeps in the LiveKit room's metadata; only bedrud can change it. */
+export interface RoomMeta {
+  locked: boolean;
+  spotlight: string | null;
+  lobby: boolean;
+  stage: boolean;
+}
+
+/** The participant attribute bedrud sets for a raised hand: when it went up (Unix ms). */
+const HAND = "hand";
 
 export interface ChatMessage {
   id: string;
@@ -47,9 +58,15 @@ export class Call {
   /** Sources the user just muted themselves: a mute that is not here came from the host. */
   private selfMuting = new Set<string>();
   private canPublishBefore = true;
+  /** The user just lowered their own hand: a lowering that is not this came from a host. */
+  private selfLowering = false;
+  private handBefore = false;
+  /** The invite link's secret this person came with, for joining again. */
+  private readonly invite?: string;
 
-  constructor(join: Join, devices: { videoinput?: string; audioinput?: string } = {}) {
+  constructor(join: Join, devices: { videoinput?: string; audioinput?: string } = {}, invite?: string) {
     this.join = join;
+    this.invite = invite;
     this.room = new Room({
       adaptiveStream: true,
       dynacast: true,
@@ -87,6 +104,7 @@ export class Call {
       RoomEvent.AudioPlaybackStatusChanged,
       RoomEvent.ActiveDeviceChanged,
       RoomEvent.MediaDevicesChanged,
+      RoomEvent.RoomMetadataChanged,
     ] as const) {
       r.on(ev, changed);
     }
@@ -106,9 +124,20 @@ export class Call {
     r.on(RoomEvent.ParticipantPermissionsChanged, (_prev, p: Participant) => {
       if (p === r.localParticipant) {
         const now = this.canPublish();
-        if (this.canPublishBefore && !now) this.emit("notice", "publishRevoked" satisfies Notice);
-        if (!this.canPublishBefore && now) this.emit("notice", "publishRestored" satisfies Notice);
+        const stage = this.meta().stage;
+        if (this.canPublishBefore && !now) this.emit("notice", (stage ? "offStage" : "publishRevoked") satisfies Notice);
+        if (!this.canPublishBefore && now) this.emit("notice", (stage ? "onStage" : "publishRestored") satisfies Notice);
         this.canPublishBefore = now;
+      }
+      changed();
+    });
+    r.on(RoomEvent.ParticipantAttributesChanged, (_changed, p: Participant) => {
+      if (p === r.localParticipant) {
+        const up = this.handRaisedAt(p) !== null;
+        // Let the permission of the same update land first: a promotion also lowers the hand.
+        if (this.handBefore && !up && !this.selfLowering) window.setTimeout(() => !(this.meta().stage && this.canPublish()) && this.emit("notice", "handLowered" satisfies Notice), 0);
+        if (!up) this.selfLowering = false;
+        this.handBefore = up;
       }
       changed();
     });
@@ -159,7 +188,9 @@ export class Call {
       await this.room.connect(this.join.url, this.join.token);
     } catch (e) {
       if (!(e instanceof ConnectionError && e.reason === ConnectionErrorReason.NotAllowed)) throw e;
-      this.join = await api.rooms.join(this.join.room, displayName);
+      const again = await api.rooms.join(this.join.room, displayName, this.invite);
+      if (!("token" in again)) throw e;
+      this.join = again;
       await this.room.connect(this.join.url, this.join.token);
     }
     this.status = "connected";
@@ -194,6 +225,40 @@ export class Call {
 
   isManager(): boolean {
     return this.join.role === "owner" || this.join.role === "admin" || this.join.role === "moderator";
+  }
+
+  /** bedrud's room metadata: lock, spotlight, lobby, stage (defaults until the first arrives). */
+  meta(): RoomMeta {
+    try {
+      const m = JSON.parse(this.room.metadata || "{}") as Partial<RoomMeta>;
+      return { locked: m.locked === true, spotlight: typeof m.spotlight === "string" ? m.spotlight : null, lobby: m.lobby === true, stage: m.stage === true };
+    } catch {
+      return { locked: false, spotlight: null, lobby: false, stage: false };
+    }
+  }
+
+  /** When `p` raised their hand (Unix ms), or null. */
+  handRaisedAt(p: Participant): number | null {
+    const v = Number(p.attributes?.[HAND]);
+    return Number.isFinite(v) && v > 0 ? v : null;
+  }
+
+  /** Raised hands, first up first. */
+  hands(): Participant[] {
+    return this.participants()
+      .filter((p) => this.handRaisedAt(p) !== null)
+      .sort((a, b) => (this.handRaisedAt(a) ?? 0) - (this.handRaisedAt(b) ?? 0));
+  }
+
+  /** Raises or lowers this person's hand; bedrud sets the attribute everyone sees. */
+  async setHand(up: boolean): Promise<void> {
+    if (!up) this.selfLowering = true;
+    await api.rooms.hand(this.join.room, this.join.identity, up);
+  }
+
+  /** The participant with this identity, if in the meeting. */
+  byIdentity(identity: string): Participant | undefined {
+    return identity === this.room.localParticipant.identity ? this.room.localParticipant : this.room.remoteParticipants.get(identity);
   }
 
   micOn(): boolean {

@@ -149,3 +149,69 @@ export function appFrame(active: "home" | "admin" | "account", content: Node[]):
     h("main", { id: "main", class: "page", tabindex: "-1" }, content),
   );
 }
+
+export interface MenuItem {
+  label: string;
+  icon: IconName;
+  danger?: boolean;
+  run: () => void | Promise<void>;
+}
+
+let closeOpenMenu: (() => void) | null = null;
+
+/**
+ * A button that opens a small menu of actions (`role="menu"`). The menu floats above the page
+ * (fixed, placed at the button), so a redraw of whatever holds the button leaves it open; a
+ * choice, Escape, Tab or a click elsewhere closes it. `items` is read when it opens.
+ */
+export function menuButton(label: string, items: () => MenuItem[], cls = "btn ghost icon-only sm"): HTMLButtonElement {
+  const trigger = h("button", { type: "button", class: cls, "aria-label": label, title: label, "aria-haspopup": "menu", "aria-expanded": "false" }, icon("more"));
+  trigger.addEventListener("click", (e) => {
+    e.stopPropagation();
+    openMenu(trigger, label, items());
+  });
+  return trigger;
+}
+
+function openMenu(trigger: HTMLElement, label: string, items: MenuItem[]): void {
+  closeOpenMenu?.();
+  const buttons = items.map((it) =>
+    h("button", { type: "button", role: "menuitem", class: `menu-item${it.danger ? " danger" : ""}`, tabindex: "-1" }, icon(it.icon, "icon xs"), h("span", null, it.label)),
+  );
+  const menu = h("div", { class: "menu", role: "menu", "aria-label": label }, buttons);
+  (trigger.closest(".meeting") ?? document.body).append(menu);
+  const r = trigger.getBoundingClientRect();
+  const below = r.bottom + 4 + menu.offsetHeight <= window.innerHeight;
+  menu.style.top = `${below ? r.bottom + 4 : Math.max(4, r.top - 4 - menu.offsetHeight)}px`;
+  menu.style.left = `${Math.max(4, Math.min(window.innerWidth - menu.offsetWidth - 4, r.right - menu.offsetWidth))}px`;
+  trigger.setAttribute("aria-expanded", "true");
+  const close = (refocus = false) => {
+    menu.remove();
+    trigger.setAttribute("aria-expanded", "false");
+    document.removeEventListener("click", outside, true);
+    closeOpenMenu = null;
+    if (refocus && trigger.isConnected) trigger.focus();
+  };
+  const outside = (e: Event) => {
+    if (!menu.contains(e.target as Node)) close();
+  };
+  buttons.forEach((b, i) =>
+    b.addEventListener("click", () => {
+      close(true);
+      void items[i].run();
+    }),
+  );
+  menu.addEventListener("keydown", (e) => {
+    const at = buttons.indexOf(document.activeElement as HTMLButtonElement);
+    if (e.key === "Escape" || e.key === "Tab") {
+      e.preventDefault();
+      close(true);
+    } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      buttons[(at + (e.key === "ArrowDown" ? 1 : buttons.length - 1)) % buttons.length]?.focus();
+    }
+  });
+  document.addEventListener("click", outside, true);
+  closeOpenMenu = () => close();
+  buttons[0]?.focus();
+}
