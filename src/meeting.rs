@@ -63,10 +63,14 @@ pub fn invite_refused(status: InviteStatus) -> ApiError {
         InviteStatus::Expired => ("invite_expired", "this invite link has expired; ask the host for a new one"),
         InviteStatus::UsedUp => ("invite_used_up", "this invite link has been used as often as it allows; ask the host for a new one"),
         InviteStatus::Revoked => ("invite_revoked", "this invite link was revoked by the host"),
-        InviteStatus::Banned => ("invite_revoked", "this invite link was withdrawn by the host"),
+        InviteStatus::Banned => ("invite_withdrawn", "this invite link was withdrawn by the host after a ban"),
         InviteStatus::Active => ("invite_active", "this invite link is valid"),
     };
     ApiError::new(StatusCode::GONE, code, message)
+}
+
+pub fn banned() -> ApiError {
+    ApiError::forbidden("you are banned from this room").with_code("banned")
 }
 
 pub fn invite_not_found() -> ApiError {
@@ -124,7 +128,7 @@ impl Admission {
 /// not allowed in, locked, full; a guest in a room with a lobby waits there.
 pub fn decide(f: &JoinFacts) -> Result<Admission, ApiError> {
     if f.banned {
-        return Err(ApiError::forbidden("you are banned from this room").with_code("banned"));
+        return Err(banned());
     }
     let invite = match f.invite {
         None => None,

@@ -699,7 +699,7 @@ fn invite_links_open_a_private_room() {
     let (s, v) = join_as(&d, b["guestToken"].as_str(), "private-room", "Another Name", Some(&shared));
     assert_eq!((s, code(&v)), (403, "banned"), "{v}");
     let (s, v) = join_as(&d, None, "private-room", "Fresh", Some(&shared));
-    assert_eq!((s, code(&v)), (410, "invite_revoked"), "a new identity through the same invite: {v}");
+    assert_eq!((s, code(&v)), (410, "invite_withdrawn"), "a new identity through the same invite: {v}");
     assert_eq!(join_as(&d, Some(&gina), "private-room", "Gina", Some(&token)).0, 200, "other invites still work");
     let (_, bans) = d.get("/api/room/private-room/bans", Some(&owner));
     assert_eq!(bans["bans"].as_array().unwrap().len(), 1);

@@ -177,10 +177,26 @@ struct InviteCheck {
     token: String,
 }
 
-/// What an invite link leads to, for the page that opens it: anyone holding the secret.
-async fn check_invite(State(st): State<SharedState>, Json(c): Json<InviteCheck>) -> Result<axum::Json<Value>, ApiError> {
+/// What an invite link leads to, for the page that opens it: anyone holding the secret. A
+/// caller banned from its room is told that rather than anything about the link.
+async fn check_invite(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Json(c): Json<InviteCheck>) -> Result<axum::Json<Value>, ApiError> {
     let hash = token_key(c.token.trim());
-    let inv = st.store.read(move |txn| store::invite_by_token(txn, &hash)).await?.ok_or_else(meeting::invite_not_found)?;
+    let me = caller_identity(&caller);
+    let (inv, banned) = st
+        .store
+        .read(move |txn| {
+            let Some(inv) = store::invite_by_token(txn, &hash)? else { return Ok((None, false)) };
+            let banned = match &me {
+                Some(id) => store::ban_get(txn, &inv.room, id)?.is_some(),
+                None => false,
+            };
+            Ok((Some(inv), banned))
+        })
+        .await?;
+    let inv = inv.ok_or_else(meeting::invite_not_found)?;
+    if banned {
+        return Err(meeting::banned());
+    }
     meeting::invite_admits(&inv, None, now_ms())?;
     Ok(axum::Json(json!({ "invite": { "room": inv.room, "role": inv.role, "expiresAt": inv.expires_at } })))
 }

@@ -49,7 +49,7 @@ export async function run(name, limitMs, body) {
     process.exit(1);
   }, limitMs);
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 30_000 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 60_000 });
     const out = await body(browser);
     console.log(JSON.stringify({ scenario: name, ok: true, ...out }));
     await browser.close();
@@ -154,7 +154,8 @@ export async function joinFromPrejoin(page, displayName, { lobby = false } = {})
   if (displayName !== undefined) await page.getByLabel("Your name").fill(displayName);
   await page.waitForFunction(() => {
     const v = document.querySelector(".preview-video");
-    return v && v.videoWidth > 0;
+    const meter = document.querySelector(".meter");
+    return v && v.videoWidth > 0 && meter && !meter.classList.contains("off");
   });
   await page.getByRole("button", { name: "Join meeting" }).click();
   if (lobby) await page.getByRole("heading", { name: "Waiting to be let in" }).waitFor();

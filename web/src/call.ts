@@ -44,7 +44,7 @@ export interface ChatMessage {
 const PROTO_SOURCE: Record<string, number> = { camera: 1, microphone: 2, screen_share: 3, screen_share_audio: 4 };
 const CHAT_TOPIC = "chat";
 
-type Listener = (what: "change" | "notice" | "chat", detail?: unknown) => void;
+type Listener = (what: "change" | "notice" | "chat" | "hand", detail?: unknown) => void;
 
 export class Call {
   readonly room: Room;
@@ -82,7 +82,7 @@ export class Call {
     return () => this.listeners.delete(f);
   }
 
-  private emit(what: "change" | "notice" | "chat", detail?: unknown): void {
+  private emit(what: "change" | "notice" | "chat" | "hand", detail?: unknown): void {
     for (const f of this.listeners) f(what, detail);
   }
 
@@ -131,7 +131,9 @@ export class Call {
       }
       changed();
     });
-    r.on(RoomEvent.ParticipantAttributesChanged, (_changed, p: Participant) => {
+    r.on(RoomEvent.ParticipantAttributesChanged, (changedAttrs: Record<string, string>, p: Participant) => {
+      // Someone else's hand went up: `hand` with their name.
+      if (p !== r.localParticipant && changedAttrs[HAND]) this.emit("hand", p.name || p.identity);
       if (p === r.localParticipant) {
         const up = this.handRaisedAt(p) !== null;
         // Let the permission of the same update land first: a promotion also lowers the hand.
@@ -207,13 +209,14 @@ export class Call {
   }
 
   canPublish(): boolean {
-    return this.room.localParticipant.permissions?.canPublish ?? true;
+    return this.room.localParticipant.permissions?.canPublish ?? this.join.canPublish !== false;
   }
 
   /** Whether the token's grant (as LiveKit holds it now) lets this participant publish `source`. */
   mayPublish(source: Track.Source): boolean {
     const perm = this.room.localParticipant.permissions;
-    if (!perm) return true;
+    // Until LiveKit has said, the join answer does (false for the audience of a stage).
+    if (!perm) return this.join.canPublish !== false;
     if (!perm.canPublish) return false;
     const allowed = perm.canPublishSources ?? [];
     return allowed.length === 0 || allowed.includes(PROTO_SOURCE[source] as never);

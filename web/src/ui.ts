@@ -4,12 +4,26 @@
 import { ApiError, api } from "./api";
 import { h, replace } from "./dom";
 import { LANGS, lang, setLang, t } from "./i18n";
+import type { Key } from "./locales/en";
 import { icon, type IconName } from "./icons";
 import { navigate, session } from "./router";
 
-/** The message to show for a failed API call: bedrud's own message when it sent one. */
+/** Refusals a visitor meets on the way into a meeting, said in their language. */
+const KNOWN: Record<string, Key> = {
+  banned: "error.banned",
+  room_locked: "error.roomLocked",
+  room_full: "error.roomFull",
+  invite_expired: "error.inviteExpired",
+  invite_used_up: "error.inviteUsedUp",
+  invite_revoked: "error.inviteRevoked",
+  invite_withdrawn: "error.inviteWithdrawn",
+  invite_not_found: "error.inviteNotFound",
+};
+
+/** The message to show for a failed API call: bedrud's own message when it sent one (or, for
+ * the refusals above, the same in the visitor's language). */
 export function errorText(e: unknown): string {
-  if (e instanceof ApiError) return e.code === "network" ? t("error.network") : e.message;
+  if (e instanceof ApiError) return e.code === "network" ? t("error.network") : KNOWN[e.code] ? t(KNOWN[e.code]) : e.message;
   return t("error.generic", { message: e instanceof Error ? e.message : String(e) });
 }
 
@@ -54,7 +68,7 @@ export function toast(message: string, kind: "ok" | "error" | "info" = "ok"): vo
     toastRegion = h("div", { class: "toasts", role: "status", "aria-live": "polite" });
     document.body.appendChild(toastRegion);
   }
-  const el = h("div", { class: `toast toast-${kind}` }, icon(kind === "error" ? "alert" : "check"), h("span", null, message));
+  const el = h("div", { class: `toast toast-${kind}` }, icon(kind === "error" ? "alert" : kind === "info" ? "bell" : "check"), h("span", null, message));
   toastRegion.appendChild(el);
   window.setTimeout(() => el.classList.add("leaving"), 3500);
   window.setTimeout(() => el.remove(), 4000);

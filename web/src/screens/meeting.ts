@@ -38,6 +38,7 @@ export function start(root: HTMLElement, join: Join, tracks: LocalTrack[], displ
   /** Managers: who waits in the lobby (live), and who is banned (loaded with the panel). */
   let lobby: LobbyEntry[] = [];
   let bans: Ban[] | null = null;
+  let bansOpen = false;
   let stopLobby: (() => void) | null = null;
   let lastSpotlight: string | null = null;
 
@@ -120,11 +121,15 @@ export function start(root: HTMLElement, join: Join, tracks: LocalTrack[], displ
 
   function drawTiles(): void {
     const wanted: { key: string; p: Participant; pub?: TrackPublication; screen: boolean }[] = [];
-    for (const p of call.participants()) {
+    // On a stage the tiles are the speakers'; the audience is in the participant list.
+    const stageRoom = call.meta().stage;
+    const onStage = (p: Participant) => !stageRoom || (p === call.room.localParticipant ? call.canPublish() : p.permissions?.canPublish !== false);
+    const shown = call.participants().filter(onStage);
+    for (const p of shown) {
       const share = p.getTrackPublication(Track.Source.ScreenShare);
       if (share && share.track) wanted.push({ key: `${p.identity}:screen`, p, pub: share, screen: true });
     }
-    for (const p of call.participants()) wanted.push({ key: `${p.identity}:camera`, p, pub: p.getTrackPublication(Track.Source.Camera), screen: false });
+    for (const p of shown) wanted.push({ key: `${p.identity}:camera`, p, pub: p.getTrackPublication(Track.Source.Camera), screen: false });
     for (const [key, tile] of tiles) {
       if (!wanted.some((w) => w.key === key)) {
         tile.track?.detach(tile.video);
@@ -141,7 +146,8 @@ export function start(root: HTMLElement, join: Join, tracks: LocalTrack[], displ
       const speaker = call.speakers.find((s) => s !== local) ?? [...call.room.remoteParticipants.keys()][0] ?? local;
       // The spotlight a manager set wins over whoever speaks.
       const spot = call.meta().spotlight;
-      main = spot && call.byIdentity(spot) ? `${spot}:camera` : screenKey ?? `${speaker}:camera`;
+      const candidate = spot && call.byIdentity(spot) ? `${spot}:camera` : screenKey ?? `${speaker}:camera`;
+      main = wanted.some((w) => w.key === candidate) ? candidate : wanted[0]?.key ?? null;
     }
     const order = wanted.map((w) => w.key);
     const inStage = layout === "grid" ? order : order.filter((k) => k === main);
@@ -466,9 +472,9 @@ export function start(root: HTMLElement, join: Join, tracks: LocalTrack[], displ
 
   function bansSection(): HTMLElement | null {
     if (!call.isManager() || !bans || bans.length === 0) return null;
-    return h(
+    const box = h(
       "details",
-      { class: "people-section bans" },
+      { class: "people-section bans", open: bansOpen },
       h("summary", null, icon("ban", "icon xs"), t("meeting.bannedList", { count: bans.length })),
       h(
         "ul",
@@ -496,6 +502,9 @@ export function start(root: HTMLElement, join: Join, tracks: LocalTrack[], displ
         ),
       ),
     );
+    // The panel is redrawn often: keep the list open (or closed) as the person left it.
+    box.addEventListener("toggle", () => (bansOpen = box.open));
+    return box;
   }
 
   async function loadBans(): Promise<void> {
@@ -698,6 +707,7 @@ export function start(root: HTMLElement, join: Join, tracks: LocalTrack[], displ
 
   const offCall = call.on((what, detail) => {
     if (what === "notice") showNotice(detail as Notice);
+    if (what === "hand" && call.isManager()) toast(t("meeting.handRaised", { name: String(detail) }), "info");
     if (what === "chat") {
       if (panel !== "chat") unread++;
       else drawChatLog();
