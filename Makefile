@@ -27,20 +27,24 @@ release: web
 livekit:
 	scripts/install-livekit $(LIVEKIT_VERSION)
 
-# Runs the daemon with no config file: embedded LiveKit, state in ./data.
+# Runs the daemon with no config file: embedded LiveKit, state in ./data. On a new install
+# the daemon logs a one-time /setup?token=... link that creates the first administrator.
 run: release
 	@lk="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)"; \
+	echo "bedrud: open http://127.0.0.1:8090/ (first run: use the /setup?token=... link logged below)"; \
 	BEDRUD_LIVEKIT_BINARY="$$lk" exec target/release/bedrud run
 
 test-env:
 	scripts/install-livekit $(LIVEKIT_VERSION)
 	scripts/install-livekit $(LIVEKIT_OLD_VERSION)
+	scripts/install-pebble
 	scripts/setup-test-env
 
 test-rust: test-env web
 	BEDRUD_TEST_LIVEKIT="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_LIVEKIT_OLD="$$(scripts/install-livekit $(LIVEKIT_OLD_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_PYTHON="$$(scripts/setup-test-env | tail -n 1)" \
+	BEDRUD_TEST_PEBBLE="$$(scripts/install-pebble | tail -n 1)" \
 	$(CARGO) test --release -- --test-threads=2
 
 test-appliance: deb

@@ -17,17 +17,20 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BEDRUD_WEB_DIST");
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let dist = env::var_os("BEDRUD_WEB_DIST").map(PathBuf::from).unwrap_or_else(|| manifest.join("web/dist"));
-    if dist.is_dir() {
-        println!("cargo:rerun-if-changed={}", dist.display());
-    } else if let Some(parent) = dist.parent().filter(|p| p.is_dir()) {
-        // Notices when the client gets built (the directory appears).
-        println!("cargo:rerun-if-changed={}", parent.join("package.json").display());
-        println!("cargo:rerun-if-changed={}", parent.display());
-    }
+    // Once any rerun-if line is printed cargo watches only what is named, so always name the
+    // nearest existing directory: the build output itself, or (to notice when the client gets
+    // built) the directory it will appear in.
+    let watched = dist.ancestors().find(|p| p.is_dir()).unwrap_or(&dist);
+    println!("cargo:rerun-if-changed={}", watched.display());
 
     let mut files = Vec::new();
     if dist.join("index.html").is_file() {
         collect(&dist, &dist, &mut files);
+    } else {
+        println!(
+            "cargo:warning=no web client in {} (run `make web`, i.e. scripts/build-web, first): this bedrud serves the API and a page that says how to build the client",
+            dist.display()
+        );
     }
     files.sort();
 

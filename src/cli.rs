@@ -45,6 +45,14 @@ pub enum Command {
     /// LiveKit configuration helpers.
     #[command(subcommand)]
     Livekit(LivekitCmd),
+    /// Check configuration and the live system against the known troubleshooting rows (through
+    /// the running daemon when there is one). Exit 0: nothing fails; 1: something fails; 2:
+    /// doctor could not run.
+    Doctor {
+        /// One JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the version.
     Version,
 }
@@ -113,6 +121,9 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let file = config::locate(cli.config.as_deref());
+    if let Command::Doctor { json } = cli.command {
+        return doctor(file, json);
+    }
     let loaded = match config::load(file.as_deref()) {
         Ok(l) => l,
         Err(e) => {
@@ -142,6 +153,76 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Exit status when doctor itself cannot run.
+pub const EXIT_DOCTOR_BROKEN: u8 = 2;
+
+/// `bedrud doctor`: through the running daemon's control socket when it answers, else from the
+/// configuration alone.
+fn doctor(file: Option<PathBuf>, json: bool) -> ExitCode {
+    let report = match config::load(file.as_deref()) {
+        Err(e) => crate::doctor::config_error(file, &e),
+        Ok(loaded) => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("bedrud: doctor cannot run: {e}");
+                    return ExitCode::from(EXIT_DOCTOR_BROKEN);
+                }
+            };
+            match rt.block_on(doctor_report(loaded)) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("bedrud: doctor cannot run: {e}");
+                    return ExitCode::from(EXIT_DOCTOR_BROKEN);
+                }
+            }
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("bedrud: {e}");
+                return ExitCode::from(EXIT_DOCTOR_BROKEN);
+            }
+        }
+    } else {
+        print!("{}", report.text());
+    }
+    ExitCode::from(report.exit_code())
+}
+
+async fn doctor_report(loaded: Loaded) -> Result<crate::doctor::Report, String> {
+    use crate::doctor::{Ctx, Finding, Report};
+    let sock = control::socket_path(&loaded.config.database_path());
+    let mut note = None;
+    if sock.exists() {
+        match control::call(&sock, "GET", "/v1/doctor", None).await {
+            Ok((status, v)) if status.is_success() => {
+                let mut r: Report = serde_json::from_value(v).map_err(|e| format!("the daemon's report is unreadable: {e}"))?;
+                for w in &loaded.warnings {
+                    r.checks.insert(1.min(r.checks.len()), Finding::warn("config", w.clone()).fix("see `bedrud config check`"));
+                }
+                return Ok(Report::new(r.config, true, r.checks));
+            }
+            Ok((status, v)) => return Err(format!("the running daemon answered {status}: {}", v["error"]["message"].as_str().unwrap_or(""))),
+            // A socket nobody answers on is left over from a daemon that was killed.
+            Err(e) if sock.metadata().is_ok() && e.contains("Connection refused") => {}
+            Err(e) => {
+                note = Some(Finding::warn("daemon", format!("{e}; checked from the configuration only"))
+                    .fix("run doctor as root or as the service user (runuser -u bedrud -- bedrud doctor)"));
+            }
+        }
+    }
+    let ctx = Ctx { config: std::sync::Arc::new(loaded.config), file: loaded.file, warnings: loaded.warnings, live: None, version: None };
+    let r = crate::doctor::run(ctx).await;
+    let mut checks = r.checks;
+    if let Some(n) = note {
+        checks.insert(0, n);
+    }
+    Ok(Report::new(r.config, false, checks))
 }
 
 fn fail(msg: &str) -> ExitCode {
@@ -284,7 +365,7 @@ async fn command(cmd: Command, loaded: &Loaded) -> Result<(), String> {
         }
         Command::User(u) => user_command(u, &cfg.database_path()).await,
         Command::Room(r) => room_command(r, &cfg.database_path()).await,
-        Command::Run | Command::Config(_) | Command::Version => Ok(()),
+        Command::Run | Command::Config(_) | Command::Version | Command::Doctor { .. } => Ok(()),
     }
 }
 

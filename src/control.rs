@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts;
 use crate::error::ApiError;
-use crate::http::Json;
+use crate::http::{Json, SharedState};
 use crate::livekit::ApiKeys;
 use crate::rooms;
 use crate::store::{Role, Store};
@@ -50,6 +50,8 @@ pub struct UserPatch {
 struct Ctl {
     store: Store,
     keys: ApiKeys,
+    /// The daemon's state, for `bedrud doctor`'s live checks.
+    app: Option<SharedState>,
 }
 
 impl axum::extract::FromRef<Ctl> for Store {
@@ -58,7 +60,7 @@ impl axum::extract::FromRef<Ctl> for Store {
     }
 }
 
-fn router(store: Store, keys: ApiKeys) -> Router {
+fn router(store: Store, keys: ApiKeys, app: Option<SharedState>) -> Router {
     Router::new()
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{name}", put(update_user).delete(delete_user))
@@ -66,12 +68,19 @@ fn router(store: Store, keys: ApiKeys) -> Router {
         .route("/v1/rooms", get(list_rooms))
         .route("/v1/rooms/{name}", get(show_room))
         .route("/v1/livekit/keys", get(livekit_keys))
-        .with_state(Ctl { store, keys })
+        .route("/v1/doctor", get(doctor))
+        .with_state(Ctl { store, keys, app })
 }
 
 /// The LiveKit key pair in use (for `bedrud livekit print-config` while the daemon runs).
 async fn livekit_keys(State(c): State<Ctl>) -> axum::Json<Value> {
     axum::Json(json!({ "key": c.keys.key, "secret": c.keys.secret }))
+}
+
+/// `bedrud doctor` run by the daemon (the CLI prints the report).
+async fn doctor(State(c): State<Ctl>) -> Result<axum::Json<crate::doctor::Report>, ApiError> {
+    let app = c.app.ok_or_else(|| ApiError::internal("this control socket has no daemon state"))?;
+    Ok(axum::Json(crate::doctor::live(&app).await))
 }
 
 async fn list_users(State(s): State<Store>) -> Result<axum::Json<Value>, ApiError> {
@@ -108,7 +117,7 @@ async fn show_room(State(s): State<Store>, UrlPath(name): UrlPath<String>) -> Re
 }
 
 /// Binds the socket (replacing a stale one) and serves it until `shutdown`.
-pub fn serve(path: &Path, store: Store, keys: ApiKeys, shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn serve(path: &Path, store: Store, keys: ApiKeys, app: Option<SharedState>, shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
         // Only a daemon holding the database lock gets here, so a socket left behind is stale.
@@ -116,7 +125,7 @@ pub fn serve(path: &Path, store: Store, keys: ApiKeys, shutdown: CancellationTok
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let app = router(store, keys);
+    let app = router(store, keys, app);
     let owned = path.to_path_buf();
     Ok(tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());

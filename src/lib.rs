@@ -3,19 +3,25 @@
 //! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
 //! users and sessions, `rooms` the rooms, `meeting` who gets into a meeting and who speaks,
 //! `http` serves the API, `livekit` talks to and supervises livekit-server, `systemd` speaks
-//! sd_notify, `daemon` wires them together and `cli` is the command line.
+//! sd_notify, `daemon` wires them together and `cli` is the command line. `acme` obtains
+//! certificates, `setup` makes the first administrator, and `doctor` checks an installation
+//! against the known troubleshooting rows.
 
 pub mod accounts;
+pub mod acme;
 pub mod auth;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod doctor;
 pub mod error;
 pub mod http;
 pub mod livekit;
 pub mod logging;
 pub mod meeting;
 pub mod rooms;
+pub mod setup;
 pub mod store;
 pub mod systemd;

@@ -27,6 +27,12 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/admin/events", get(events))
         .route("/api/admin/rooms", get(rooms))
         .route("/api/admin/rooms/{name}/participants", get(room_participants))
+        .route("/api/admin/doctor", get(doctor))
+}
+
+/// `bedrud doctor` run by the daemon itself: the same report as the CLI's `--json`.
+async fn doctor(State(st): State<SharedState>, _: AdminUser) -> axum::Json<crate::doctor::Report> {
+    axum::Json(crate::doctor::live(&st).await)
 }
 
 async fn list_users(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Value>, ApiError> {

@@ -10,11 +10,13 @@ mod lobby;
 mod meeting;
 mod rooms;
 pub mod serve;
+mod setup;
 pub mod ui;
 mod webhook;
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -55,6 +57,20 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Live updates of lobbies, and who is still waiting in them.
     pub lobbies: Arc<lobby::Lobbies>,
+    /// Every applied webhook as (event, room name): `bedrud doctor` watches for its probe room.
+    pub webhook_events: tokio::sync::broadcast::Sender<(String, String)>,
+    /// What the daemon set up around the API (set once at start).
+    pub runtime: OnceLock<Runtime>,
+}
+
+/// Facts of the running daemon that handlers and `bedrud doctor` need.
+pub struct Runtime {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// ACME, when `server.acme` is set.
+    pub acme: Option<Arc<crate::acme::Acme>>,
+    /// The configuration file (`None`: built-in defaults).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -73,6 +89,8 @@ impl AppState {
             webhooks_applied: AtomicU64::new(0),
             shutdown,
             lobbies: Arc::new(lobby::Lobbies::new()),
+            webhook_events: tokio::sync::broadcast::channel(64).0,
+            runtime: OnceLock::new(),
         }
     }
 
@@ -100,6 +118,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(rooms::routes())
         .merge(meeting::routes())
         .merge(lobby::routes())
+        .merge(setup::routes())
         .layer(DefaultBodyLimit::max(cfg.server.body_limit))
         // The webhook gets its own, larger body limit.
         .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))

@@ -33,6 +33,11 @@ impl Tls {
         Ok(Tls(Arc::new(RwLock::new(acceptor(cert, key)?))))
     }
 
+    /// A listener whose certificates come from `config` (ACME: a resolver that changes them).
+    pub fn from_config(config: Arc<rustls::ServerConfig>) -> Tls {
+        Tls(Arc::new(RwLock::new(TlsAcceptor::from(config))))
+    }
+
     /// Re-reads certificate and key; on error the old ones stay.
     pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), String> {
         let a = acceptor(cert, key)?;
@@ -92,6 +97,10 @@ pub async fn serve(listener: TcpListener, tls: Option<Tls>, app: Router, shutdow
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        // An ACME TLS-ALPN-01 validation only needs the handshake.
+                        Ok(Ok(s)) if s.get_ref().1.alpn_protocol() == Some(crate::acme::ACME_TLS_ALPN) => {
+                            tracing::debug!(peer = %peer, "answered an ACME tls-alpn-01 validation");
+                        }
                         Ok(Ok(s)) => {
                             let conn = http1(s, peer, app);
                             let _ = watcher.watch(conn).await;

@@ -46,10 +46,11 @@ async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes)
         st.webhooks_applied.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(event = %kind, id = %id, room = %room, "webhook applied");
         match kind.as_str() {
-            "room_started" => room_started(&st, room),
+            "room_started" => room_started(&st, room.clone()),
             "room_finished" => st.lobbies.notify(&room),
             _ => {}
         }
+        let _ = st.webhook_events.send((kind, room));
     } else {
         tracing::debug!(event = %kind, id = %id, "webhook replay ignored");
     }

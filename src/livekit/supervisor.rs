@@ -1166,21 +1166,24 @@ fn handle_line(line: &str, kind: Stream, pid: u32, output: &Output) {
 }
 
 /// LiveKit's JSON log line: level, msg, and the other fields (minus `ts` and `logger`) as
-/// compact JSON.
+/// compact JSON. Its per-request API lines (logger `livekit.api`) are demoted to debug.
 fn parse_json_line(line: &str) -> Option<(Level, String, Option<String>)> {
     if !line.starts_with('{') {
         return None;
     }
     let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
     let level = map.remove("level")?;
-    let level = level_of(level.as_str()?);
+    let mut level = level_of(level.as_str()?);
     let msg = match map.remove("msg") {
         Some(serde_json::Value::String(s)) => s,
         Some(other) => other.to_string(),
         None => String::new(),
     };
     map.remove("ts");
-    map.remove("logger");
+    // One line per API request (the reconciler's ListRooms every minute) is detail, not news.
+    if map.remove("logger").is_some_and(|l| l == "livekit.api") && level == Level::INFO {
+        level = Level::DEBUG;
+    }
     let fields = (!map.is_empty()).then(|| serde_json::Value::Object(map).to_string());
     Some((level, msg, fields))
 }
@@ -1211,12 +1214,13 @@ fn level_of(s: &str) -> Level {
 }
 
 /// A tracing event for one LiveKit line, marked `source = "livekit"` and with its pid
-/// (journald: SOURCE=livekit, LIVEKIT_PID=…).
+/// (journald: SOURCE=livekit, LIVEKIT_PID=…); LiveKit's own fields go in
+/// [`crate::logging::LIVEKIT_FIELDS`], which every log output spreads into separate fields.
 fn emit(level: Level, pid: u32, msg: &str, fields: Option<&str>) {
     macro_rules! ev {
         ($lvl:expr) => {
             match fields {
-                Some(f) => tracing::event!(target: "livekit", $lvl, source = "livekit", livekit_pid = pid, fields = f, "{msg}"),
+                Some(f) => tracing::event!(target: "livekit", $lvl, source = "livekit", livekit_pid = pid, lk_fields = f, "{msg}"),
                 None => tracing::event!(target: "livekit", $lvl, source = "livekit", livekit_pid = pid, "{msg}"),
             }
         };
@@ -1342,6 +1346,8 @@ mod tests {
         let f = f.unwrap();
         assert!(f.contains("\"portHttp\":7880") && f.contains("caller") && !f.contains("ts"), "{f}");
         assert_eq!(parse_json_line(r#"{"level":"error","msg":"x"}"#).unwrap().0, Level::ERROR);
+        let (l, m, _) = parse_json_line(r#"{"level":"info","logger":"livekit.api","msg":"API RoomService.ListRooms","status":"200"}"#).unwrap();
+        assert_eq!((l, m.as_str()), (Level::DEBUG, "API RoomService.ListRooms"));
         assert!(parse_json_line("could not parse config").is_none());
         let (l, m) = parse_console_line("2026-11-24T02:27:58.617Z\tWARN\tlivekit\trouting/x.go:1\tsomething odd").unwrap();
         assert_eq!(l, Level::WARN);

@@ -18,13 +18,21 @@ pub struct External {
 
 impl External {
     pub fn start(hook_port: u16) -> External {
+        Self::start_with(Some(hook_port))
+    }
+
+    /// `None`: no `webhook:` section, as an operator who forgot it would run it.
+    pub fn start_with(hook_port: Option<u16>) -> External {
         let dir = tempfile::tempdir().unwrap();
         let (port, tcp, udp) = (free_port(), free_port(), free_port());
         let config = dir.path().join("livekit.yaml");
+        let webhook = hook_port
+            .map(|p| format!("webhook:\n  api_key: {API_KEY}\n  urls: [\"http://127.0.0.1:{p}/api/livekit/webhook\"]\n"))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
-                "port: {port}\nbind_addresses: [127.0.0.1]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nkeys:\n  {API_KEY}: {API_SECRET}\nwebhook:\n  api_key: {API_KEY}\n  urls: [\"http://127.0.0.1:{hook_port}/api/livekit/webhook\"]\nlogging:\n  level: warn\n"
+                "port: {port}\nbind_addresses: [127.0.0.1]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nkeys:\n  {API_KEY}: {API_SECRET}\n{webhook}logging:\n  level: warn\n"
             ),
         )
         .unwrap();

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod daemon;
 pub mod external;
 pub mod participant;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,17 @@ pub fn livekit_binary_old() -> PathBuf {
     P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_LIVEKIT_OLD") {
         Some(p) => PathBuf::from(p),
         None => script_path("install-livekit", Some("v1.9.12")),
+    })
+    .clone()
+}
+
+/// Pebble, the ACME test server (`BEDRUD_TEST_PEBBLE`, else built by `scripts/install-pebble`);
+/// `pebble-challtestsrv` is beside it.
+pub fn pebble_binary() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_PEBBLE") {
+        Some(p) => PathBuf::from(p),
+        None => script_path("install-pebble", None),
     })
     .clone()
 }

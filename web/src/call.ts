@@ -63,6 +63,8 @@ export class Call {
   private handBefore = false;
   /** The invite link's secret this person came with, for joining again. */
   private readonly invite?: string;
+  /** While `connect` runs, a failed attempt's `Disconnected` does not end the call. */
+  private connecting = false;
 
   constructor(join: Join, devices: { videoinput?: string; audioinput?: string } = {}, invite?: string) {
     this.join = join;
@@ -156,7 +158,7 @@ export class Call {
       changed();
     });
     r.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
-      if (this.status === "ended") return;
+      if (this.status === "ended" || this.connecting) return;
       this.status = "ended";
       this.endReason =
         reason === DisconnectReason.PARTICIPANT_REMOVED
@@ -186,6 +188,7 @@ export class Call {
    * A token that expired while the page waited is replaced by joining again, silently.
    */
   async connect(tracks: LocalTrack[], displayName: string): Promise<void> {
+    this.connecting = true;
     try {
       await this.room.connect(this.join.url, this.join.token);
     } catch (e) {
@@ -194,6 +197,8 @@ export class Call {
       if (!("token" in again)) throw e;
       this.join = again;
       await this.room.connect(this.join.url, this.join.token);
+    } finally {
+      this.connecting = false;
     }
     this.status = "connected";
     this.canPublishBefore = this.canPublish();
