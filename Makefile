@@ -4,6 +4,7 @@
 #   make test   every test, with a real livekit-server, real LiveKit clients and a real systemd
 #   make bench  benchmarks (prints figures, writes target/bench/results.json)
 #   make deb    the Debian package in target/debian/
+#   make fuzz   coverage-guided fuzzers (cargo-fuzz, nightly), FUZZ_SECONDS per target
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -32,7 +33,7 @@ livekit:
 run: release
 	@lk="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)"; \
 	echo "bedrud: open http://127.0.0.1:8090/ (first run: use the /setup?token=... link logged below)"; \
-	BEDRUD_LIVEKIT_BINARY="$$lk" exec target/release/bedrud run
+	BEDRUD_LIVEKIT_BINARY="$$lk" exec "$$(scripts/target-dir)/release/bedrud" run
 
 test-env:
 	scripts/install-livekit $(LIVEKIT_VERSION)
@@ -58,6 +59,9 @@ test: test-rust test-nix test-appliance
 
 bench: release
 	scripts/bench
+
+fuzz:
+	scripts/fuzz
 
 deb:
 	scripts/build-deb

@@ -100,6 +100,10 @@ in
             host = optNull types.str "Public DNS name (or IP) of this service: default client URLs, TURN domain, node IP.";
             bind = opt types.str "0.0.0.0" "Address the API listens on.";
             port = opt types.port 8090 "API port (443 works: the unit grants CAP_NET_BIND_SERVICE).";
+            trustedProxies = opt (types.listOf types.str) [ ] "Reverse proxies (addresses or CIDRs) whose Forwarded / X-Forwarded-For headers name the client; sign-in throttling counts that client.";
+            metricsAddress = optNull types.str "IP:port for Prometheus /metrics, e.g. 127.0.0.1:9090 (unauthenticated: keep it on loopback). Off when null.";
+            maxConnections = opt types.int 8192 "Open API connections at most.";
+            maxConnectionsPerAddress = opt types.int 256 "Open API connections from one client address at most.";
             tls = mkOption {
               type = types.nullOr (
                 types.submodule {
@@ -140,6 +144,8 @@ in
             # Explicit so that the operator's CLI, run without $STATE_DIRECTORY,
             # opens the service's store.
             path = opt types.str "/var/lib/bedrud/bedrud.redb" "The store (redb file).";
+            cacheSize = opt types.int 67108864 "redb's page cache in bytes.";
+            historyRetention = opt types.str "90days" "Participant history older than this is removed (then the file is compacted when worthwhile).";
           };
 
           livekit = section "LiveKit: embedded (bedrud runs livekit-server) or external, its keys, ports and addresses." {
@@ -162,6 +168,7 @@ in
           auth = section "Accounts: open registration, guests, sessions, login limits." {
             registration = opt types.bool false "Anyone may create an account.";
             guestJoin = opt types.bool false "People without an account may join public rooms.";
+            maxConcurrentHashes = optNull types.int "Password hashes (Argon2, ~19 MiB each) running at once; default the number of cores.";
           };
 
           logging = section "Log level and format (journald under systemd)." {

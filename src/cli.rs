@@ -53,6 +53,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a consistent copy of the database to FILE (works while the daemon runs).
+    Backup {
+        /// New file to write (must not exist).
+        file: PathBuf,
+    },
+    /// Replace the database with the backup FILE (the daemon must be stopped).
+    Restore {
+        /// A file written by `bedrud backup`.
+        file: PathBuf,
+    },
     /// Print the version.
     Version,
 }
@@ -363,9 +373,54 @@ async fn command(cmd: Command, loaded: &Loaded) -> Result<(), String> {
             print!("{}", configgen::webhook_config(cfg, &key, &public));
             Ok(())
         }
+        Command::Backup { file } => backup(&cfg.database_path(), &file).await,
+        Command::Restore { file } => restore(&cfg.database_path(), &file).await,
         Command::User(u) => user_command(u, &cfg.database_path()).await,
         Command::Room(r) => room_command(r, &cfg.database_path()).await,
         Command::Run | Command::Config(_) | Command::Version | Command::Doctor { .. } => Ok(()),
+    }
+}
+
+async fn backup(db: &Path, file: &Path) -> Result<(), String> {
+    if file.exists() {
+        return Err(format!("{} already exists; choose a new file name", file.display()));
+    }
+    let info = match backend(db)? {
+        Backend::Local(store) => {
+            let dest = file.to_path_buf();
+            tokio::task::spawn_blocking(move || store.backup_to(&dest)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?
+        }
+        Backend::Daemon(sock) => {
+            // The daemon writes the copy next to its database and streams it here, so the file
+            // can go wherever the caller may write, whatever the daemon's sandbox allows.
+            let part = file.with_extension("part");
+            control::download(&sock, "/v1/backup", &part).await?;
+            std::fs::rename(&part, file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            let schema_version = crate::store::schema_of(file).map_err(|e| e.to_string())?;
+            let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+            crate::store::BackupInfo { rows: 0, bytes, schema_version }
+        }
+    };
+    println!("backup written to {} ({} bytes, schema version {})", file.display(), info.bytes, info.schema_version);
+    Ok(())
+}
+
+async fn restore(db: &Path, file: &Path) -> Result<(), String> {
+    if !file.is_file() {
+        return Err(format!("{}: no such backup file", file.display()));
+    }
+    let (db, src) = (db.to_path_buf(), file.to_path_buf());
+    let r = tokio::task::spawn_blocking(move || crate::store::restore_from(&src, &db)).await.map_err(|e| e.to_string())?;
+    match r {
+        Ok(info) => {
+            println!("restored {} ({} users, rooms and history rows; schema version {})", file.display(), info.rows, info.schema_version);
+            Ok(())
+        }
+        Err(StoreError::InUse { path }) => Err(format!(
+            "the database {} is in use (is the daemon running?); stop it first (`systemctl stop bedrud`), then restore",
+            path.display()
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -49,9 +49,21 @@ pub struct ServerConfig {
     pub acme: Option<AcmeConfig>,
     /// Largest accepted request body, in bytes (webhooks are allowed 1 MiB).
     pub body_limit: usize,
-    /// Per-request time limit.
+    /// Per-request time limit (covers reading the body).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Time a client may take to send its request headers (and a TLS handshake); also how long
+    /// a keep-alive connection may sit idle between requests.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Open API connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Open API connections from one client address at most.
+    pub max_connections_per_address: usize,
+    /// Reverse proxies (addresses or CIDRs) whose `Forwarded` / `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// `host:port` for Prometheus `/metrics` (off when unset; loopback recommended).
+    pub metrics_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -96,11 +108,22 @@ impl Default for AcmeConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DatabaseConfig {
     /// redb file; default `$STATE_DIRECTORY/bedrud.redb`, else `./data/bedrud.redb`.
     pub path: Option<PathBuf>,
+    /// redb's page cache, in bytes.
+    pub cache_size: usize,
+    /// Participant history older than this is removed in the background.
+    #[serde(with = "humantime_serde")]
+    pub history_retention: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { path: None, cache_size: 64 * 1024 * 1024, history_retention: Duration::from_secs(90 * 86_400) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -176,8 +199,11 @@ pub struct AuthConfig {
     pub session_ttl: Duration,
     /// Failed logins (per account and per client address) before 429.
     pub max_failed_logins: u32,
+    /// Longest delay between attempts once a client is throttled.
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// Argon2 password hashes run at most this many at once (default: the number of cores).
+    pub max_concurrent_hashes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -199,6 +225,11 @@ impl Default for ServerConfig {
             acme: None,
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(15),
+            max_connections: 8192,
+            max_connections_per_address: 256,
+            trusted_proxies: Vec::new(),
+            metrics_address: None,
         }
     }
 }
@@ -247,6 +278,7 @@ impl Default for AuthConfig {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             max_failed_logins: 5,
             lockout: Duration::from_secs(300),
+            max_concurrent_hashes: None,
         }
     }
 }
@@ -271,6 +303,25 @@ impl ServerConfig {
             None => Vec::new(),
         }
     }
+
+    /// `trustedProxies` parsed; entries that do not parse were refused by validation.
+    pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies.iter().filter_map(|p| parse_net(p).ok()).collect()
+    }
+
+    /// `metricsAddress` parsed (validated on load).
+    pub fn metrics_socket(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_address.as_deref().and_then(|a| a.parse().ok())
+    }
+}
+
+/// An address (a host route) or a CIDR.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Ok(n.trunc());
+    }
+    s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from).map_err(|_| format!("{s:?} is not an IP address or CIDR"))
 }
 
 impl LivekitConfig {
@@ -963,6 +1014,38 @@ fn validate(c: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     }
     if c.auth.max_failed_logins == 0 {
         return Err(err("auth.maxFailedLogins", "must be at least 1"));
+    }
+    if c.auth.max_concurrent_hashes == Some(0) {
+        return Err(err("auth.maxConcurrentHashes", "must be at least 1").hint("remove it to use the number of cores"));
+    }
+    for p in &c.server.trusted_proxies {
+        parse_net(p).map_err(|m| err("server.trustedProxies", m).hint("list addresses or CIDRs, e.g. [127.0.0.1, 10.0.0.0/8]"))?;
+    }
+    if let Some(a) = &c.server.metrics_address {
+        match a.parse::<std::net::SocketAddr>() {
+            Ok(sa) if !sa.ip().is_loopback() => warnings.push(format!(
+                "server.metricsAddress {a} is not a loopback address: anyone who reaches it can read the metrics"
+            )),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(err("server.metricsAddress", format!("invalid value {a:?}: expected IP:port"))
+                    .hint("e.g. 127.0.0.1:9090"))
+            }
+        }
+    }
+    if c.server.max_connections == 0 || c.server.max_connections_per_address == 0 {
+        return Err(err("server.maxConnections", "server.maxConnections and server.maxConnectionsPerAddress must be at least 1"));
+    }
+    for (k, d) in [("server.headerTimeout", c.server.header_timeout), ("server.requestTimeout", c.server.request_timeout)] {
+        if d < Duration::from_millis(100) {
+            return Err(err(k, "must be at least 100ms"));
+        }
+    }
+    if c.database.cache_size < 1024 * 1024 {
+        return Err(err("database.cacheSize", "must be at least 1048576 (1 MiB)"));
+    }
+    if c.database.history_retention < Duration::from_secs(3600) {
+        return Err(err("database.historyRetention", "must be at least 1h"));
     }
     if lk.health_failures == 0 {
         return Err(err("livekit.healthFailures", "must be at least 1"));

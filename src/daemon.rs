@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::acme::Acme;
 use crate::config::{self, Config, Loaded};
 use crate::control;
-use crate::http::serve::{serve, Tls};
+use crate::http::serve::{serve, Limits, Tls};
 use crate::http::{self, AppState, SharedState};
 use crate::livekit::status::{LivekitState, LivekitStatus, Mode, StatusRx};
 use crate::livekit::supervisor::{self, LaunchParams, SupervisorHandle};
@@ -124,7 +124,12 @@ fn status_line(state: &AppState, api: SocketAddr, lk: &LivekitStatus) -> String 
         }
     };
     let ip = if api.ip().is_unspecified() { String::new() } else { api.ip().to_string() };
-    format!("serving {ip}:{}; {mode}{node}", api.port())
+    let store = match state.store.write_failure() {
+        Some(f) if f.disk_full => "; store cannot write: disk full".to_string(),
+        Some(f) => format!("; store cannot write: {}", f.message),
+        None => String::new(),
+    };
+    format!("serving {ip}:{}; {mode}{node}{store}", api.port())
 }
 
 /// SIGTERM, SIGINT and SIGHUP, caught from the start: a stop request while LiveKit starts is
@@ -173,9 +178,12 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         _ => config,
     };
 
+    raise_fd_limit();
+    crate::accounts::limit_hashes(config.auth.max_concurrent_hashes.unwrap_or_else(crate::accounts::default_hash_slots));
     let db_path = config.database_path();
-    let store = Store::open(&db_path).map_err(|e| Fatal::new(e.to_string()))?;
-    tracing::info!(path = %db_path.display(), "database open");
+    let opened = Instant::now();
+    let store = Store::open_with(&db_path, store::StoreOptions { cache_size: config.database.cache_size }).map_err(|e| Fatal::new(e.to_string()))?;
+    tracing::info!(path = %db_path.display(), open_ms = opened.elapsed().as_millis() as u64, "database open");
     let keys = api_keys(&config, &store).await?;
     let setup_token = setup::prepare(&store).await.map_err(|e| Fatal::new(format!("cannot prepare the first-run setup: {e}")))?;
 
@@ -202,14 +210,15 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone(), shutdown.clone()));
     let _ = state.runtime.set(http::Runtime { api_addr, acme: acme.clone(), config_file: file.clone() });
     let app = http::router(state.clone());
+    let limits = Limits::from_config(&config.server);
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(serve(listener, tls.clone(), app.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(serve(listener, tls.clone(), app.clone(), limits, state.connections.clone(), shutdown.clone())));
     // With TLS on the API, LiveKit's webhook client would reject a certificate issued for a DNS
     // name when calling 127.0.0.1, so webhooks get a plain listener bound to loopback only.
     let hook_url = if tls.is_some() {
         let internal = bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), "internal webhook listener").await?;
         let addr = internal.local_addr().map_err(|e| Fatal::new(e.to_string()))?;
-        tasks.push(tokio::spawn(serve(internal, None, app.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(serve(internal, None, app.clone(), limits, state.connections.clone(), shutdown.clone())));
         webhook_url(addr, false)
     } else {
         webhook_url(api_addr, false)
@@ -219,7 +228,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         tasks.push(a.clone().spawn(config.clone(), shutdown.clone()));
         if let Some(ac) = config.server.acme.as_ref().filter(|a| a.challenge == "http-01") {
             let l = bind(SocketAddr::new(ip, ac.http_port), "server.acme.httpPort").await?;
-            tasks.push(tokio::spawn(serve(l, None, crate::acme::http01_router(a.clone(), api_addr.port()), shutdown.clone())));
+            tasks.push(tokio::spawn(serve(l, None, crate::acme::http01_router(a.clone(), api_addr.port()), limits, state.connections.clone(), shutdown.clone())));
             tracing::info!(port = ac.http_port, "answering ACME http-01 challenges (other requests are redirected to HTTPS)");
         }
     }
@@ -228,6 +237,11 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
             "no administrator yet: open {} to create one (the link works until an administrator exists and changes at every start), or run `bedrud user create NAME --admin`",
             setup_url(&config, api_addr, tls.is_some(), token)
         );
+    }
+    if let Some(addr) = config.server.metrics_socket() {
+        let l = bind(addr, "server.metricsAddress").await?;
+        tracing::info!(address = %l.local_addr().unwrap_or(addr), "metrics listening at /metrics");
+        tasks.push(crate::metrics::serve(l, state.clone(), shutdown.clone()));
     }
 
     let sock = control::socket_path(&db_path);
@@ -283,7 +297,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         }
     }
     tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, shutdown.clone()));
-    tasks.push(spawn_maintenance(store.clone(), shutdown.clone()));
+    tasks.push(spawn_maintenance(state.clone(), shutdown.clone()));
     tasks.push(http::spawn_background(state.clone()));
 
     let lk = status_rx.borrow().clone();
@@ -307,6 +321,17 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     let _ = status_tx.send_modify(|s| s.state = LivekitState::Stopped);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one (as Go programs such as livekit-server
+/// do): every API connection is a descriptor, and server.maxConnections should be what binds.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
+            tracing::debug!(soft, hard, "cannot raise the open-file limit");
+        }
+    }
 }
 
 /// Waits for the first start of the child, keeping systemd's start timeout extended.
@@ -560,14 +585,24 @@ async fn apply_reload<P: Fn(Arc<Config>) -> LaunchParams>(m: &MainLoop<'_, P>, l
     Ok(if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) })
 }
 
-/// Hourly: drop expired sessions and old webhook bookkeeping.
-fn spawn_maintenance(store: Store, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+/// Every minute: warn when the disk runs low. Hourly: drop expired sessions, old webhook
+/// bookkeeping and participant history past `database.historyRetention`, then compact the
+/// file when at least a quarter of it (and 16 MiB) is free pages.
+fn spawn_maintenance(state: SharedState, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let store = state.store.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut minutes = 0u64;
+        let mut low_disk = false;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            low_disk = warn_low_disk(&store, low_disk);
+            minutes += 1;
+            if minutes % 60 != 1 {
+                continue;
             }
             let now = store::now_ms();
             let r = store
@@ -578,6 +613,55 @@ fn spawn_maintenance(store: Store, shutdown: CancellationToken) -> tokio::task::
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "maintenance failed"),
             }
+            let retention = state.config().database.history_retention;
+            match prune_history(&store, now.saturating_sub(retention.as_millis() as u64)).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, retention = ?retention, "removed participant history past its retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "history retention failed"),
+            }
+            if let Err(e) = compact_if_worthwhile(&store).await {
+                tracing::warn!(error = %e, "compaction failed");
+            }
         }
     })
+}
+
+/// Removes history rows that ended before `before`, in transactions of 10,000 rows.
+pub async fn prune_history(store: &Store, before: u64) -> Result<usize, store::StoreError> {
+    let mut total = 0;
+    loop {
+        let n = store.write(move |txn| store::history_prune(txn, before, 10_000)).await?;
+        total += n;
+        if n < 10_000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Compacts when a quarter of the file (and at least 16 MiB) holds no live data; true if it did.
+pub async fn compact_if_worthwhile(store: &Store) -> Result<bool, store::StoreError> {
+    let used = store.write(|txn| store::used_bytes(txn)).await?;
+    let size = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    let free = size.saturating_sub(used);
+    if free < 16 * 1024 * 1024 || free < size / 4 {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let done = store.compact().await?;
+    let after = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    tracing::info!(before = size, after, ms = started.elapsed().as_millis() as u64, "database compacted");
+    Ok(done)
+}
+
+/// Warns once when free space on the database's filesystem falls under 10% or 256 MiB, and
+/// once when it is back; returns whether it is low.
+fn warn_low_disk(store: &Store, was_low: bool) -> bool {
+    let Some((free, total)) = store.disk_space() else { return was_low };
+    let low = free < total / 10 || free < 256 * 1024 * 1024;
+    if low && !was_low {
+        tracing::warn!(path = %store.path().display(), free_bytes = free, total_bytes = total, "the database's disk is almost full: writes will be refused when it is");
+    } else if !low && was_low {
+        tracing::info!(free_bytes = free, "the database's disk has room again");
+    }
+    low
 }

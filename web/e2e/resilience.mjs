@@ -56,6 +56,8 @@ await run("resilience", 180_000, async (browser) => {
   const before = await micLabel();
   await pageA.getByRole("button", { name: "Devices" }).click();
   const picker = pageA.getByRole("combobox", { name: "Microphone", exact: true });
+  // The panel lists devices as soon as the browser has enumerated them.
+  await picker.locator("option").nth(1).waitFor({ state: "attached", timeout: 15_000 });
   const options = await picker.locator("option").allTextContents();
   const other = options.find((o) => o !== before);
   assert(other, `only one microphone to choose from: ${options}`);
