@@ -629,7 +629,7 @@ fn invite_links_open_a_private_room() {
     let has = |needle: &str| file.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(has(&hash) && !has(&token), "the database holds the hash, never the secret");
     let (_, list) = d.get("/api/room/private-room/invites", Some(&owner));
-    assert_eq!(list["invites"].as_array().unwrap().len(), 1);
+    assert_eq!((list["invites"].as_array().unwrap().len(), list["invites"][0]["id"].as_str()), (1, Some(id.as_str())), "{list}");
     assert!(!list.to_string().contains(&token) && !list.to_string().contains(&hash), "{list}");
     let (s, v) = d.post("/api/invite/check", None, json!({ "token": token }));
     assert_eq!((s, v["invite"]["room"].as_str()), (200, Some("private-room")), "{v}");

@@ -767,12 +767,7 @@ mod tests {
     fn visible_rooms_come_from_the_indexes_in_name_order() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(&d.path().join("v.redb")).unwrap();
-        let room = |name: &str, owner: &str, public: bool| Room {
-            name: name.into(),
-            owner_id: owner.into(),
-            created_at: 0,
-            settings: RoomSettings { public, ..Default::default() },
-        };
+        let room = |name: &str, owner: &str, public: bool| Room::new(name, owner, 0, RoomSettings { public, ..Default::default() });
         let rooms = vec![
             room("a-public", "u1", true),
             room("b-mine", "me", false),

@@ -48,12 +48,14 @@ await run("stage", 150_000, async (browser) => {
   await shot(lee, "stage-audience");
 
   // A hand goes up: the host sees it in order in the queue, and lowers it.
+  // The host is told at once (a toast lasts four seconds, so it is looked for first).
+  const told = host.getByText(`${listener.username} raised a hand`).waitFor();
   await bar.getByRole("button", { name: "Raise hand" }).click();
+  await told;
   await bar.getByRole("button", { name: "Lower hand" }).waitFor();
   await host.getByRole("button", { name: "Participants" }).click();
   const queue = host.getByRole("list", { name: "Raised hands, first first" });
   await queue.getByRole("listitem", { name: listener.username }).waitFor();
-  await host.getByText(`${listener.username} raised a hand`).waitFor();
   await host.getByRole("list", { name: "In the meeting" }).getByRole("listitem", { name: listener.username }).getByRole("img", { name: "hand raised" }).waitFor();
   // The audience has no tile; the host's is the only one on the stage.
   const tiles = await host.locator(".stage figure").count();

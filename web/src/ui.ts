@@ -68,6 +68,8 @@ export function toast(message: string, kind: "ok" | "error" | "info" = "ok"): vo
     toastRegion = h("div", { class: "toasts", role: "status", "aria-live": "polite" });
     document.body.appendChild(toastRegion);
   }
+  // The same message again replaces the one still showing rather than stacking a copy.
+  for (const old of toastRegion.querySelectorAll<HTMLElement>(".toast")) if (old.textContent === message) old.remove();
   const el = h("div", { class: `toast toast-${kind}` }, icon(kind === "error" ? "alert" : kind === "info" ? "bell" : "check"), h("span", null, message));
   toastRegion.appendChild(el);
   window.setTimeout(() => el.classList.add("leaving"), 3500);
