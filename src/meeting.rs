@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use base64::Engine;
 use rand::RngCore;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::auth::new_token;
 use crate::error::ApiError;
@@ -43,18 +43,36 @@ pub fn new_invite(room: &str, created_by: &str, role: InviteRole, expires_at: Op
 }
 
 /// An invite as the API shows it (never the secret or its hash).
-pub fn invite_view(i: &Invite, now: u64) -> Value {
-    json!({
-        "id": i.id,
-        "room": i.room,
-        "role": i.role,
-        "createdBy": i.created_by,
-        "createdAt": i.created_at,
-        "expiresAt": i.expires_at,
-        "maxUses": i.max_uses,
-        "uses": i.uses,
-        "status": i.status(now),
-    })
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteView {
+    pub id: String,
+    pub room: String,
+    pub role: InviteRole,
+    /// Username of the manager who made it.
+    pub created_by: String,
+    /// Unix ms.
+    pub created_at: u64,
+    /// Unix ms; `null`: never expires.
+    pub expires_at: Option<u64>,
+    /// `null`: no limit.
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    pub status: InviteStatus,
+}
+
+pub fn invite_view(i: &Invite, now: u64) -> InviteView {
+    InviteView {
+        id: i.id.clone(),
+        room: i.room.clone(),
+        role: i.role,
+        created_by: i.created_by.clone(),
+        created_at: i.created_at,
+        expires_at: i.expires_at,
+        max_uses: i.max_uses,
+        uses: i.uses,
+        status: i.status(now),
+    }
 }
 
 /// The error for an invite that no longer lets anyone in.

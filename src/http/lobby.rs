@@ -10,18 +10,19 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::Router;
 use futures_util::Stream;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::extract::{AnyCaller, Json};
 use super::meeting::{caller_identity, meeting_manager};
 use super::SharedState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::{self, Attendee, LobbyStatus, Store, StoreError};
 
 /// How long a waiting person may be without an open stream before their entry goes.
@@ -107,27 +108,49 @@ impl Drop for Following {
     }
 }
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/room/{name}/lobby", get(list))
-        .route("/api/room/{name}/lobby/events", get(events))
-        .route("/api/room/{name}/lobby/wait", get(wait))
-        .route("/api/room/{name}/lobby/admit", post(admit))
-        .route("/api/room/{name}/lobby/deny", post(deny))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(events))
+        .routes(routes!(wait))
+        .routes(routes!(admit))
+        .routes(routes!(deny))
 }
 
-fn entry_view(a: &Attendee) -> Value {
-    json!({ "identity": a.identity, "name": a.name, "since": a.knocked_at, "invited": a.invite.is_some() })
+/// Someone waiting in the lobby.
+#[derive(Serialize, ToSchema)]
+pub(super) struct LobbyEntry {
+    identity: String,
+    name: String,
+    /// When they began to wait (Unix ms).
+    since: u64,
+    /// Came through an invite link.
+    invited: bool,
 }
 
-async fn waiting_view(store: &Store, room: &str) -> Result<Value, ApiError> {
+/// The people waiting, in the order they came (also the data of `lobby` events).
+#[derive(Serialize, ToSchema)]
+pub(super) struct Waiting {
+    waiting: Vec<LobbyEntry>,
+}
+
+async fn waiting_view(store: &Store, room: &str) -> Result<Waiting, ApiError> {
     let room = room.to_string();
     let waiting = store.read(move |txn| store::lobby_waiting(txn, &room)).await?;
-    Ok(json!({ "waiting": waiting.iter().map(entry_view).collect::<Vec<_>>() }))
+    let waiting = waiting.into_iter().map(|a| LobbyEntry { since: a.knocked_at, invited: a.invite.is_some(), identity: a.identity, name: a.name }).collect();
+    Ok(Waiting { waiting })
 }
 
-/// The people waiting, in the order they came (managers).
-async fn list(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+/// The people waiting, in the order they came (the meeting's managers).
+#[utoipa::path(get, path = "/api/room/{name}/lobby", operation_id = "list_lobby", tag = "lobby", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "Who waits", body = Waiting),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
+async fn list(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Waiting>, ApiError> {
     meeting_manager(&st, &caller, &name).await?;
     Ok(axum::Json(waiting_view(&st.store, &name).await?))
 }
@@ -137,10 +160,11 @@ type EventStream = Sse<axum::response::sse::KeepAliveStream<Events>>;
 
 /// A stream of `event` events: `look` at once, then whenever the room's lobby changes (and
 /// every [`REFRESH`]) if the answer differs from the last one sent. Ends at shutdown.
-fn follow<F, Fut>(st: SharedState, room: String, event: &'static str, guard: Option<Following>, look: F) -> EventStream
+fn follow<F, Fut, T>(st: SharedState, room: String, event: &'static str, guard: Option<Following>, look: F) -> EventStream
 where
     F: Fn(SharedState, String) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Value, ApiError>> + Send,
+    Fut: std::future::Future<Output = Result<T, ApiError>> + Send,
+    T: Serialize,
 {
     let rx = st.lobbies.subscribe();
     let shutdown: CancellationToken = st.shutdown.clone();
@@ -164,7 +188,7 @@ where
                 }
             }
             let (name, data) = match look(st.clone(), room.clone()).await {
-                Ok(v) => (event, v.to_string()),
+                Ok(v) => (event, serde_json::to_string(&v).unwrap_or_default()),
                 Err(e) => ("error", json!({ "code": e.code, "message": e.message }).to_string()),
             };
             if last.as_deref() != Some(data.as_str()) {
@@ -176,7 +200,17 @@ where
     Sse::new(Box::pin(stream) as Events).keep_alive(KeepAlive::new().interval(KEEPALIVE))
 }
 
-/// `text/event-stream` of `lobby` events, `{"waiting": [...]}` as `GET .../lobby` (managers).
+/// `text/event-stream` of `lobby` events whose data is the list `GET .../lobby` answers
+/// (`Waiting`), sent at once and whenever it changes; an `error` event (`{"code","message"}`)
+/// when the caller may no longer see it (the meeting's managers).
+#[utoipa::path(get, path = "/api/room/{name}/lobby/events", operation_id = "lobby_events", tag = "lobby", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "Server-sent `lobby` events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
 async fn events(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<EventStream, ApiError> {
     meeting_manager(&st, &caller, &name).await?;
     Ok(follow(st, name, "lobby", None, move |st, room| {
@@ -189,35 +223,74 @@ async fn events(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Pat
     }))
 }
 
+/// Where someone stands at a room's door.
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum PlaceStatus {
+    Waiting,
+    Admitted,
+    Denied,
+    /// The meeting was ended for all while they waited.
+    Ended,
+    Banned,
+    /// Not in the lobby.
+    Gone,
+}
+
+/// Where someone stands at a room's door (the data of `status` events; a 202 join's `lobby`).
+#[derive(Serialize, ToSchema)]
+pub(super) struct Place {
+    pub(super) status: PlaceStatus,
+    /// 1 for the next to be let in (while waiting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) position: Option<usize>,
+    /// How many wait (while waiting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) waiting: Option<usize>,
+}
+
+impl Place {
+    fn is(status: PlaceStatus) -> Place {
+        Place { status, position: None, waiting: None }
+    }
+}
+
 /// Where `identity` stands: waiting (with their place), admitted, denied, banned, ended, or
 /// gone (not in the lobby).
-async fn my_place(store: &Store, room: &str, identity: &str) -> Result<Value, ApiError> {
+async fn my_place(store: &Store, room: &str, identity: &str) -> Result<Place, ApiError> {
     let (room, identity) = (room.to_string(), identity.to_string());
     store
         .read(move |txn| {
             store::room_get(txn, &room)?.ok_or(StoreError::NotFound("room"))?;
             if store::ban_get(txn, &room, &identity)?.is_some() {
-                return Ok(json!({ "status": "banned" }));
+                return Ok(Place::is(PlaceStatus::Banned));
             }
             let a = store::attendee_get(txn, &room, &identity)?;
             Ok(match a.and_then(|a| a.lobby) {
                 Some(LobbyStatus::Waiting) => {
                     let waiting = store::lobby_waiting(txn, &room)?;
                     let place = waiting.iter().position(|w| w.identity == identity).map(|i| i + 1);
-                    json!({ "status": "waiting", "position": place, "waiting": waiting.len() })
+                    Place { status: PlaceStatus::Waiting, position: place, waiting: Some(waiting.len()) }
                 }
-                Some(LobbyStatus::Admitted) => json!({ "status": "admitted" }),
-                Some(LobbyStatus::Denied) => json!({ "status": "denied" }),
-                Some(LobbyStatus::Ended) => json!({ "status": "ended" }),
-                None => json!({ "status": "gone" }),
+                Some(LobbyStatus::Admitted) => Place::is(PlaceStatus::Admitted),
+                Some(LobbyStatus::Denied) => Place::is(PlaceStatus::Denied),
+                Some(LobbyStatus::Ended) => Place::is(PlaceStatus::Ended),
+                None => Place::is(PlaceStatus::Gone),
             })
         })
         .await
         .map_err(ApiError::from)
 }
 
-/// `text/event-stream` of `status` events for the caller's own place in the lobby. While it is
-/// open the caller counts as present.
+/// `text/event-stream` of `status` events for the caller's own place in the lobby (`Place`),
+/// sent at once and whenever it changes. While it is open the caller counts as present.
+#[utoipa::path(get, path = "/api/room/{name}/lobby/wait", operation_id = "lobby_wait", tag = "lobby", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "Server-sent `status` events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "`unauthorized`: join the room first, `invalid_session`", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
 async fn wait(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<EventStream, ApiError> {
     let identity = caller_identity(&caller).ok_or_else(|| ApiError::unauthorized("join the room first: the lobby follows the session that joined"))?;
     my_place(&st.store, &name, &identity).await?;
@@ -229,23 +302,63 @@ async fn wait(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(
 }
 
 /// Whom an admit or deny is about: one person, or everyone waiting.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Pick {
+pub(super) struct Pick {
     identity: Option<String>,
     #[serde(default)]
     all: bool,
 }
 
-async fn admit(st: State<SharedState>, caller: AnyCaller, name: Path<String>, pick: Json<Pick>) -> Result<axum::Json<Value>, ApiError> {
-    decide(st, caller, name, pick, LobbyStatus::Admitted).await
+#[derive(Serialize, ToSchema)]
+pub(super) struct Admitted {
+    /// The identities let in.
+    admitted: Vec<String>,
 }
 
-async fn deny(st: State<SharedState>, caller: AnyCaller, name: Path<String>, pick: Json<Pick>) -> Result<axum::Json<Value>, ApiError> {
-    decide(st, caller, name, pick, LobbyStatus::Denied).await
+#[derive(Serialize, ToSchema)]
+pub(super) struct Denied {
+    /// The identities turned away.
+    denied: Vec<String>,
 }
 
-async fn decide(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>, Json(p): Json<Pick>, to: LobbyStatus) -> Result<axum::Json<Value>, ApiError> {
+/// Lets one person (`{"identity"}`) or everyone waiting (`{"all": true}`) in (the meeting's
+/// managers).
+#[utoipa::path(post, path = "/api/room/{name}/lobby/admit", tag = "lobby", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    request_body = Pick,
+    responses(
+        (status = 200, description = "Who was let in", body = Admitted),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `not_waiting`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn admit(st: State<SharedState>, caller: AnyCaller, name: Path<String>, pick: Json<Pick>) -> Result<axum::Json<Admitted>, ApiError> {
+    Ok(axum::Json(Admitted { admitted: decide(st, caller, name, pick, LobbyStatus::Admitted).await? }))
+}
+
+/// Turns one person (`{"identity"}`) or everyone waiting (`{"all": true}`) away (the meeting's
+/// managers).
+#[utoipa::path(post, path = "/api/room/{name}/lobby/deny", tag = "lobby", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    request_body = Pick,
+    responses(
+        (status = 200, description = "Who was turned away", body = Denied),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `not_waiting`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn deny(st: State<SharedState>, caller: AnyCaller, name: Path<String>, pick: Json<Pick>) -> Result<axum::Json<Denied>, ApiError> {
+    Ok(axum::Json(Denied { denied: decide(st, caller, name, pick, LobbyStatus::Denied).await? }))
+}
+
+async fn decide(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>, Json(p): Json<Pick>, to: LobbyStatus) -> Result<Vec<String>, ApiError> {
     let one = match (p.identity, p.all) {
         (Some(i), false) => Some(i),
         (None, true) => None,
@@ -275,7 +388,7 @@ async fn decide(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Pat
     st.lobbies.notify(&name);
     let verb = if to == LobbyStatus::Admitted { "admitted" } else { "denied" };
     tracing::info!(room = %name, count = changed.len(), by = %m.name, "lobby: {verb}");
-    Ok(axum::Json(json!({ verb: changed })))
+    Ok(changed)
 }
 
 /// Lets everyone waiting in `room` in (the lobby was turned off).

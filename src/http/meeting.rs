@@ -9,35 +9,36 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
-use axum::Router;
 use livekit_protocol as proto;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{AnyCaller, AuthUser, Caller, Json};
 use super::SharedState;
 use crate::auth::token_key;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::livekit::client::{source_value, LivekitError};
 use crate::livekit::token::publish_sources;
-use crate::meeting::{self, HAND_ATTRIBUTE, MAX_INVITE_SECS, MAX_INVITE_USES};
+use crate::meeting::{self, InviteView, HAND_ATTRIBUTE, MAX_INVITE_SECS, MAX_INVITE_USES};
 use crate::rooms;
 use crate::store::{self, now_ms, Ban, InviteRole, Room, StoreError};
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/invite/check", post(check_invite))
-        .route("/api/room/{name}/invites", get(list_invites).post(create_invite))
-        .route("/api/room/{name}/invites/{id}", delete(revoke_invite))
-        .route("/api/room/{name}/lock", put(lock))
-        .route("/api/room/{name}/bans", get(list_bans))
-        .route("/api/room/{name}/bans/{identity}", post(ban).delete(unban))
-        .route("/api/room/{name}/end", post(end))
-        .route("/api/room/{name}/hands", get(hands))
-        .route("/api/room/{name}/hands/{identity}", put(hand))
-        .route("/api/room/{name}/speakers/{identity}", put(promote).delete(demote))
-        .route("/api/room/{name}/spotlight", put(spotlight))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(check_invite))
+        .routes(routes!(list_invites, create_invite))
+        .routes(routes!(revoke_invite))
+        .routes(routes!(lock))
+        .routes(routes!(list_bans))
+        .routes(routes!(ban, unban))
+        .routes(routes!(end))
+        .routes(routes!(hands))
+        .routes(routes!(hand))
+        .routes(routes!(promote, demote))
+        .routes(routes!(spotlight))
 }
 
 /// The identity a caller has in meetings: a user's id, a guest's session subject.
@@ -100,9 +101,10 @@ pub async fn sync_metadata(st: &SharedState, room: &Room) -> Result<(), ApiError
 
 // ---- invites ------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct NewInvite {
+pub(super) struct NewInvite {
+    /// Default `participant`.
     #[serde(default)]
     role: Option<InviteRole>,
     /// Seconds from now; 0: never expires. Default 7 days.
@@ -115,7 +117,30 @@ struct NewInvite {
 
 const DEFAULT_INVITE_SECS: u64 = 7 * 24 * 3600;
 
-async fn create_invite(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, Json(r): Json<NewInvite>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+/// A new invite and its link, whose secret is shown this once.
+#[derive(Serialize, ToSchema)]
+pub(super) struct NewInviteAnswer {
+    invite: InviteView,
+    /// The link's secret: only its hash is kept.
+    token: String,
+    /// The link's path on this site.
+    path: String,
+}
+
+/// Makes an invite link to the room (its managers).
+#[utoipa::path(post, path = "/api/room/{name}/invites", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    request_body = NewInvite,
+    responses(
+        (status = 201, description = "Created; the secret is shown only now", body = NewInviteAnswer),
+        (status = 400, description = "`invalid_invite`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn create_invite(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, Json(r): Json<NewInvite>) -> Result<(StatusCode, axum::Json<NewInviteAnswer>), ApiError> {
     let secs = r.expires_in.unwrap_or(DEFAULT_INVITE_SECS);
     if secs > MAX_INVITE_SECS {
         return Err(ApiError::bad_request("invalid_invite", format!("expiresIn must be at most {MAX_INVITE_SECS} seconds, or 0 for no expiry")));
@@ -132,23 +157,47 @@ async fn create_invite(State(st): State<SharedState>, auth: AuthUser, Path(name)
     tracing::info!(room = %name, invite = %invite.id, role = ?invite.role, by = %auth.user.username, "invite created");
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({
-            "invite": meeting::invite_view(&invite, now),
+        axum::Json(NewInviteAnswer {
+            invite: meeting::invite_view(&invite, now),
             // Shown this once: only its hash is kept.
-            "token": secret,
-            "path": format!("/r/{name}?invite={secret}"),
-        })),
+            path: format!("/r/{name}?invite={secret}"),
+            token: secret,
+        }),
     ))
 }
 
-async fn list_invites(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct Invites {
+    /// Newest first.
+    invites: Vec<InviteView>,
+}
+
+/// The room's invite links, spent and revoked ones too (its managers).
+#[utoipa::path(get, path = "/api/room/{name}/invites", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "The invites", body = Invites),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
+async fn list_invites(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>) -> Result<axum::Json<Invites>, ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
     let mut list = st.store.read(move |txn| store::invites_of_room(txn, &name)).await?;
     list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     let now = now_ms();
-    Ok(axum::Json(json!({ "invites": list.iter().map(|i| meeting::invite_view(i, now)).collect::<Vec<_>>() })))
+    Ok(axum::Json(Invites { invites: list.iter().map(|i| meeting::invite_view(i, now)).collect() }))
 }
 
+/// Revokes an invite link: nobody new comes in through it (its managers).
+#[utoipa::path(delete, path = "/api/room/{name}/invites/{id}", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("id" = String, Path, description = "Invite id")),
+    responses(
+        (status = 204, description = "Revoked (or already revoked)"),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `invite_not_found`", body = ErrorBody),
+    ))]
 async fn revoke_invite(State(st): State<SharedState>, auth: AuthUser, Path((name, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
     let room = name.clone();
@@ -171,15 +220,43 @@ async fn revoke_invite(State(st): State<SharedState>, auth: AuthUser, Path((name
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InviteCheck {
+pub(super) struct InviteCheck {
+    /// The link's secret.
     token: String,
+}
+
+/// Where an invite link leads.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct InviteTarget {
+    room: String,
+    role: InviteRole,
+    /// Unix ms; `null`: never expires.
+    expires_at: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct InviteCheckAnswer {
+    invite: InviteTarget,
 }
 
 /// What an invite link leads to, for the page that opens it: anyone holding the secret. A
 /// caller banned from its room is told that rather than anything about the link.
-async fn check_invite(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Json(c): Json<InviteCheck>) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/api/invite/check", tag = "meeting", security((), ("bearer" = []), ("cookie" = [])),
+    request_body = InviteCheck,
+    responses(
+        (status = 200, description = "The link is valid", body = InviteCheckAnswer),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 403, description = "`banned`: the caller is banned from its room", body = ErrorBody),
+        (status = 404, description = "`invite_not_found`", body = ErrorBody),
+        (status = 410, description = "`invite_expired`, `invite_used_up`, `invite_revoked`, `invite_withdrawn`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn check_invite(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Json(c): Json<InviteCheck>) -> Result<axum::Json<InviteCheckAnswer>, ApiError> {
     let hash = token_key(c.token.trim());
     let me = caller_identity(&caller);
     let (inv, banned) = st
@@ -198,24 +275,39 @@ async fn check_invite(State(st): State<SharedState>, AnyCaller(caller): AnyCalle
         return Err(meeting::banned());
     }
     meeting::invite_admits(&inv, None, now_ms())?;
-    Ok(axum::Json(json!({ "invite": { "room": inv.room, "role": inv.role, "expiresAt": inv.expires_at } })))
+    Ok(axum::Json(InviteCheckAnswer { invite: InviteTarget { room: inv.room, role: inv.role, expires_at: inv.expires_at } }))
 }
 
 // ---- lock ---------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// Whether the meeting is locked: nobody new may join.
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Lock {
+pub(super) struct Lock {
     locked: bool,
 }
 
-async fn lock(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>, Json(l): Json<Lock>) -> Result<axum::Json<Value>, ApiError> {
+/// Locks or unlocks the meeting: while locked nobody new may join (the meeting's managers).
+#[utoipa::path(put, path = "/api/room/{name}/lock", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    request_body = Lock,
+    responses(
+        (status = 200, description = "The lock now", body = Lock),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn lock(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>, Json(l): Json<Lock>) -> Result<axum::Json<Lock>, ApiError> {
     let m = meeting_manager(&st, &caller, &name).await?;
     let room = update_room(&st, &name, move |r| r.locked = l.locked).await?;
     sync_metadata(&st, &room).await?;
     st.lobbies.notify(&name);
     tracing::info!(room = %name, locked = l.locked, by = %m.name, "meeting lock set");
-    Ok(axum::Json(json!({ "locked": room.locked })))
+    Ok(axum::Json(Lock { locked: room.locked }))
 }
 
 /// Changes the room's record and returns it.
@@ -234,9 +326,24 @@ async fn update_room(st: &SharedState, name: &str, change: impl Fn(&mut Room) + 
 
 // ---- bans ---------------------------------------------------------------------------------
 
+#[derive(Serialize, ToSchema)]
+pub(super) struct BanAnswer {
+    ban: Ban,
+}
+
 /// Bans `identity`: they are removed from the meeting and the lobby, cannot come back, and the
 /// invite they came through stops working (for anyone) until the ban is lifted.
-async fn ban(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+#[utoipa::path(post, path = "/api/room/{name}/bans/{identity}", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
+    responses(
+        (status = 201, description = "Banned", body = BanAnswer),
+        (status = 200, description = "Already banned", body = BanAnswer),
+        (status = 400, description = "`cannot_ban_self`, `invalid_identity`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting, `cannot_ban_manager`", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
+async fn ban(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>) -> Result<(StatusCode, axum::Json<BanAnswer>), ApiError> {
     let m = meeting_manager(&st, &caller, &name).await?;
     if identity == m.identity {
         return Err(ApiError::bad_request("cannot_ban_self", "you cannot ban yourself"));
@@ -284,9 +391,18 @@ async fn ban(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((
         Err(e) => tracing::warn!(room = %name, identity = %identity, error = %e, "banned, but could not remove them from LiveKit"),
     }
     tracing::info!(room = %name, identity = %identity, invite = ?ban.invite, by = %m.name, "banned");
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(json!({ "ban": ban }))))
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(BanAnswer { ban })))
 }
 
+/// Lifts a ban; the invite it withdrew works again (the meeting's managers).
+#[utoipa::path(delete, path = "/api/room/{name}/bans/{identity}", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
+    responses(
+        (status = 204, description = "Lifted"),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `not_banned`", body = ErrorBody),
+    ))]
 async fn unban(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     let m = meeting_manager(&st, &caller, &name).await?;
     let (room, id) = (name.clone(), identity.clone());
@@ -312,17 +428,48 @@ async fn unban(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_bans(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct Bans {
+    bans: Vec<Ban>,
+}
+
+/// Who is banned from the room (the meeting's managers).
+#[utoipa::path(get, path = "/api/room/{name}/bans", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "The bans", body = Bans),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
+async fn list_bans(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Bans>, ApiError> {
     meeting_manager(&st, &caller, &name).await?;
     let bans = st.store.read(move |txn| store::bans_of_room(txn, &name)).await?;
-    Ok(axum::Json(json!({ "bans": bans })))
+    Ok(axum::Json(Bans { bans }))
 }
 
 // ---- end for all --------------------------------------------------------------------------
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Ended {
+    ended: bool,
+    /// Whether LiveKit had the meeting running.
+    was_running: bool,
+}
+
 /// Ends the meeting for everyone: LiveKit deletes the room (each client is told), those in the
 /// lobby are told, and the lock, spotlight, admissions and promotions of this meeting lapse.
-async fn end(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(post, path = "/api/room/{name}/end", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "Ended", body = Ended),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn end(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Ended>, ApiError> {
     let m = meeting_manager(&st, &caller, &name).await?;
     let running = match st.client.delete_room(&name).await {
         Ok(()) => true,
@@ -333,7 +480,7 @@ async fn end(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(n
     st.store.write(move |txn| store::meeting_reset(txn, &room, true)).await?;
     st.lobbies.notify(&name);
     tracing::info!(room = %name, running, by = %m.name, "meeting ended for all");
-    Ok(axum::Json(json!({ "ended": true, "wasRunning": running })))
+    Ok(axum::Json(Ended { ended: true, was_running: running }))
 }
 
 // ---- hands --------------------------------------------------------------------------------
@@ -342,8 +489,32 @@ fn hand_of(p: &proto::ParticipantInfo) -> Option<u64> {
     p.attributes.get(HAND_ATTRIBUTE).and_then(|v| v.parse().ok())
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RaisedHand {
+    identity: String,
+    name: String,
+    /// Unix ms.
+    raised_at: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Hands {
+    /// In the order they went up.
+    hands: Vec<RaisedHand>,
+}
+
 /// Raised hands in the order they went up (the room's managers and participants).
-async fn hands(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/room/{name}/hands", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "The raised hands", body = Hands),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: neither in the meeting nor running it", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn hands(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Hands>, ApiError> {
     if let Err(e) = meeting_manager(&st, &caller, &name).await {
         let Some(id) = caller_identity(&caller).filter(|_| e.status == StatusCode::FORBIDDEN) else { return Err(e) };
         let room = name.clone();
@@ -357,18 +528,40 @@ async fn hands(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path
         Err(e) => return Err(e.into()),
     };
     up.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.identity.cmp(&b.1.identity)));
-    let list: Vec<Value> = up.iter().map(|(t, p)| json!({ "identity": p.identity, "name": p.name, "raisedAt": t })).collect();
-    Ok(axum::Json(json!({ "hands": list })))
+    let hands = up.into_iter().map(|(raised_at, p)| RaisedHand { identity: p.identity, name: p.name, raised_at }).collect();
+    Ok(axum::Json(Hands { hands }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Hand {
+pub(super) struct Hand {
     raised: bool,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct HandAnswer {
+    identity: String,
+    raised: bool,
+    /// Unix ms; `null` when down.
+    raised_at: Option<u64>,
+}
+
 /// Raises or lowers `identity`'s hand: one's own either way; a manager may lower anyone's.
-async fn hand(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>, Json(h): Json<Hand>) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(put, path = "/api/room/{name}/hands/{identity}", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
+    request_body = Hand,
+    responses(
+        (status = 200, description = "The hand now", body = HandAnswer),
+        (status = 400, description = "`livekit_invalid_argument`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: someone else's hand, which only the meeting's managers may lower", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `participant_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn hand(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>, Json(h): Json<Hand>) -> Result<axum::Json<HandAnswer>, ApiError> {
     let me = caller_identity(&caller).ok_or_else(|| ApiError::unauthorized("sign in or join as a guest first"))?;
     if me != identity {
         meeting_manager(&st, &caller, &name).await?;
@@ -383,7 +576,7 @@ async fn hand(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(
     let value = if h.raised { at.to_string() } else { String::new() };
     let info = st.client.update_attributes(&name, &identity, HashMap::from([(HAND_ATTRIBUTE.to_string(), value)]), None).await?;
     tracing::debug!(room = %name, identity = %identity, raised = h.raised, by = %me, "hand");
-    Ok(axum::Json(json!({ "identity": info.identity, "raised": h.raised, "raisedAt": hand_of(&info) })))
+    Ok(axum::Json(HandAnswer { raised_at: hand_of(&info), identity: info.identity, raised: h.raised }))
 }
 
 // ---- stage --------------------------------------------------------------------------------
@@ -398,17 +591,50 @@ fn stage_permission(current: Option<proto::ParticipantPermission>, room: &Room, 
     perm
 }
 
-async fn promote(st: State<SharedState>, caller: AnyCaller, path: Path<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SpeakerAnswer {
+    identity: String,
+    speaker: bool,
+    /// What LiveKit now lets them do.
+    can_publish: Option<bool>,
+}
+
+/// Lets a participant of a stage speak (the meeting's managers).
+#[utoipa::path(put, path = "/api/room/{name}/speakers/{identity}", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
+    responses(
+        (status = 200, description = "The participant's right to speak now", body = SpeakerAnswer),
+        (status = 400, description = "`livekit_invalid_argument`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `participant_not_found`", body = ErrorBody),
+        (status = 409, description = "`stage_off`: the room is not a stage, `is_manager`: managers always speak", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn promote(st: State<SharedState>, caller: AnyCaller, path: Path<(String, String)>) -> Result<axum::Json<SpeakerAnswer>, ApiError> {
     set_speaker(st, caller, path, true).await
 }
 
-async fn demote(st: State<SharedState>, caller: AnyCaller, path: Path<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
+/// Sends a speaker of a stage back to the audience (the meeting's managers).
+#[utoipa::path(delete, path = "/api/room/{name}/speakers/{identity}", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
+    responses(
+        (status = 200, description = "The participant's right to speak now", body = SpeakerAnswer),
+        (status = 400, description = "`livekit_invalid_argument`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `participant_not_found`", body = ErrorBody),
+        (status = 409, description = "`stage_off`: the room is not a stage, `is_manager`: managers always speak", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn demote(st: State<SharedState>, caller: AnyCaller, path: Path<(String, String)>) -> Result<axum::Json<SpeakerAnswer>, ApiError> {
     set_speaker(st, caller, path, false).await
 }
 
 /// Gives a participant of a stage the right to publish (their raised hand goes down), or takes
 /// it back (LiveKit stops what they publish). Their client's controls follow at once.
-async fn set_speaker(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>, speaks: bool) -> Result<axum::Json<Value>, ApiError> {
+async fn set_speaker(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>, speaks: bool) -> Result<axum::Json<SpeakerAnswer>, ApiError> {
     let m = meeting_manager(&st, &caller, &name).await?;
     if !m.room.settings.stage {
         return Err(ApiError::conflict("stage_off", "this room is not a stage: everyone may publish; turn the stage on in its settings"));
@@ -433,7 +659,7 @@ async fn set_speaker(State(st): State<SharedState>, AnyCaller(caller): AnyCaller
     }
     let info = st.client.update_attributes(&name, &identity, attrs, Some(stage_permission(current.permission, &m.room, speaks))).await?;
     tracing::info!(room = %name, identity = %identity, speaks, by = %m.name, "stage");
-    Ok(axum::Json(json!({ "identity": info.identity, "speaker": speaks, "canPublish": info.permission.map(|p| p.can_publish) })))
+    Ok(axum::Json(SpeakerAnswer { can_publish: info.permission.map(|p| p.can_publish), identity: info.identity, speaker: speaks }))
 }
 
 /// After the stage was turned on or off: everyone in the meeting who does not manage it gets
@@ -462,14 +688,34 @@ pub async fn apply_stage(st: &SharedState, room: &Room) -> Result<usize, ApiErro
 
 // ---- spotlight ----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// Who is in the spotlight; `null`: nobody.
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Spotlight {
+pub(super) struct Spotlight {
     identity: Option<String>,
 }
 
-/// Shows one participant large in everyone's layout (`null`: nobody).
-async fn spotlight(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>, Json(s): Json<Spotlight>) -> Result<axum::Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct SpotlightAnswer {
+    /// The identity shown large; `null`: nobody.
+    spotlight: Option<String>,
+}
+
+/// Shows one participant large in everyone's layout (`null`: nobody; the meeting's managers).
+#[utoipa::path(put, path = "/api/room/{name}/spotlight", tag = "meeting", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    request_body = Spotlight,
+    responses(
+        (status = 200, description = "The spotlight now", body = SpotlightAnswer),
+        (status = 400, description = "`livekit_invalid_argument`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: does not run the meeting", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `participant_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn spotlight(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>, Json(s): Json<Spotlight>) -> Result<axum::Json<SpotlightAnswer>, ApiError> {
     let m = meeting_manager(&st, &caller, &name).await?;
     if let Some(id) = &s.identity {
         st.client.get_participant(&name, id).await?;
@@ -478,5 +724,5 @@ async fn spotlight(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, 
     let room = update_room(&st, &name, move |r| r.spotlight = who.clone()).await?;
     sync_metadata(&st, &room).await?;
     tracing::info!(room = %name, spotlight = ?room.spotlight, by = %m.name, "spotlight");
-    Ok(axum::Json(json!({ "spotlight": room.spotlight })))
+    Ok(axum::Json(SpotlightAnswer { spotlight: room.spotlight }))
 }

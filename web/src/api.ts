@@ -2,153 +2,32 @@
 // HttpOnly cookie set by bedrud: this file never sees or stores a token. Same-origin fetches
 // carry the page's Origin, which bedrud checks on every state-changing request.
 
-export type Role = "admin" | "user";
-export type JoinRole = "owner" | "admin" | "moderator" | "member" | "guest";
+import type { components } from "./api.gen";
 
-export interface User {
-  id: string;
-  username: string;
-  role: Role;
-  disabled: boolean;
-  createdAt: number;
-}
-
-export interface Info {
-  version: string;
-  registration: boolean;
-  guestJoin: boolean;
-}
-
-export interface RoomSettings {
-  public: boolean;
-  maxParticipants: number;
-  allowAudio: boolean;
-  allowVideo: boolean;
-  allowScreenShare: boolean;
-  allowChat: boolean;
-  /** Guests wait in the lobby until a host lets them in. */
-  lobby: boolean;
-  /** Only hosts and the speakers they invite may talk. */
-  stage: boolean;
-}
-
-export interface Room {
-  name: string;
-  owner: string | null;
-  createdAt: number;
-  settings: RoomSettings;
-  moderators: string[];
-  liveParticipants: number;
-  locked: boolean;
-  spotlight: string | null;
-}
-
-export interface Join {
-  token: string;
-  url: string;
-  room: string;
-  identity: string;
-  name: string;
-  role: JoinRole;
-  /** False for the audience of a stage. */
-  canPublish: boolean;
-}
-
+// The API's types come from its OpenAPI document (web/openapi.json, written by `bedrud openapi`;
+// `make api-types` regenerates api.gen.ts from it).
+type Schemas = components["schemas"];
+export type Role = Schemas["Role"];
+export type JoinRole = Schemas["JoinRole"];
+export type User = Schemas["UserView"];
+export type Info = Schemas["Info"];
+export type RoomSettings = Schemas["RoomSettings"];
+export type Room = Schemas["RoomView"];
+export type Join = Schemas["JoinAnswer"];
 /** A join that ended in the lobby (HTTP 202): no token until a host admits the person. */
-export interface Waiting {
-  lobby: { status: "waiting"; position: number | null };
-  room: string;
-  identity: string;
-  name: string;
-  role: JoinRole;
-}
-
-export type InviteRole = "participant" | "moderator";
-
-export interface Invite {
-  id: string;
-  room: string;
-  role: InviteRole;
-  createdBy: string;
-  createdAt: number;
-  expiresAt: number | null;
-  maxUses: number | null;
-  uses: number;
-  status: "active" | "expired" | "used_up" | "revoked" | "banned";
-}
-
+export type Waiting = Schemas["LobbyAnswer"];
+export type InviteRole = Schemas["InviteRole"];
+export type Invite = Schemas["InviteView"];
 /** Someone waiting in a room's lobby. */
-export interface LobbyEntry {
-  identity: string;
-  name: string;
-  since: number;
-  invited: boolean;
-}
-
+export type LobbyEntry = Schemas["LobbyEntry"];
 /** Where the caller stands in a lobby. */
-export interface LobbyPlace {
-  status: "waiting" | "admitted" | "denied" | "ended" | "banned" | "gone";
-  position?: number | null;
-  waiting?: number;
-}
-
-export interface Ban {
-  identity: string;
-  name: string;
-  guest: boolean;
-  invite: string | null;
-  by: string;
-  at: number;
-}
-
-export interface Track {
-  sid: string;
-  source: string;
-  muted: boolean;
-}
-
-export interface Participant {
-  identity: string;
-  name: string;
-  joinedAt: number;
-  tracks: Track[];
-}
-
-export interface HistoryEntry {
-  id: number;
-  room: string;
-  identity: string;
-  name: string;
-  joinedAt: number;
-  leftAt: number | null;
-  leaveReason: string | null;
-}
-
-export interface Overview {
-  livekit: {
-    mode: string;
-    version: string | null;
-    state: string;
-    ready: boolean;
-    restarts: number;
-    lastError: string | null;
-    nodeIp: string | null;
-    pid: number | null;
-  };
-  webhook: { lastSeen: number | null; applied: number };
-  liveRooms: number;
-  liveParticipants: number;
-  users: number;
-  rooms: number;
-}
-
-export interface AdminRoom {
-  name: string;
-  ownerId: string;
-  createdAt: number;
-  settings: RoomSettings;
-  liveParticipants: number;
-}
+export type LobbyPlace = Schemas["Place"];
+export type Ban = Schemas["Ban"];
+export type Track = Schemas["TrackInfo"];
+export type Participant = Schemas["Participant"];
+export type HistoryEntry = Schemas["HistoryEntry"];
+export type Overview = Schemas["Overview"];
+export type AdminRoom = Schemas["AdminRoom"];
 
 export type Source = "microphone" | "camera" | "screen_share";
 
@@ -265,15 +144,15 @@ export const api = {
     invites: (name: string) => call<{ invites: Invite[] }>("GET", `${room(name)}/invites`).then((r) => r.invites),
     /** The answer's `token` (the link's secret) is shown once; bedrud keeps only its hash. */
     createInvite: (name: string, opts: { role: InviteRole; expiresIn: number; maxUses?: number }) =>
-      call<{ invite: Invite; token: string; path: string }>("POST", `${room(name)}/invites`, opts),
+      call<Schemas["NewInviteAnswer"]>("POST", `${room(name)}/invites`, opts),
     revokeInvite: (name: string, id: string) => call<void>("DELETE", `${room(name)}/invites/${enc(id)}`),
-    checkInvite: (token: string) => call<{ invite: { room: string; role: InviteRole; expiresAt: number | null } }>("POST", "/api/invite/check", { token }).then((r) => r.invite),
+    checkInvite: (token: string) => call<Schemas["InviteCheckAnswer"]>("POST", "/api/invite/check", { token }).then((r) => r.invite),
 
-    lobby: (name: string) => call<{ waiting: LobbyEntry[] }>("GET", `${room(name)}/lobby`).then((r) => r.waiting),
-    admit: (name: string, who: string | "all") => call<unknown>("POST", `${room(name)}/lobby/admit`, who === "all" ? { all: true } : { identity: who }),
-    deny: (name: string, who: string | "all") => call<unknown>("POST", `${room(name)}/lobby/deny`, who === "all" ? { all: true } : { identity: who }),
+    lobby: (name: string) => call<Schemas["Waiting"]>("GET", `${room(name)}/lobby`).then((r) => r.waiting),
+    admit: (name: string, who: string | "all") => call<Schemas["Admitted"]>("POST", `${room(name)}/lobby/admit`, who === "all" ? { all: true } : { identity: who }),
+    deny: (name: string, who: string | "all") => call<Schemas["Denied"]>("POST", `${room(name)}/lobby/deny`, who === "all" ? { all: true } : { identity: who }),
     /** Managers: the lobby's list, live. */
-    watchLobby: (name: string, onList: (waiting: LobbyEntry[]) => void) => follow<{ waiting: LobbyEntry[] }>(`${room(name)}/lobby/events`, "lobby", (d) => onList(d.waiting)),
+    watchLobby: (name: string, onList: (waiting: LobbyEntry[]) => void) => follow<Schemas["Waiting"]>(`${room(name)}/lobby/events`, "lobby", (d) => onList(d.waiting)),
     /** The caller's own place in the lobby, live. */
     waitInLobby: (name: string, onPlace: (p: LobbyPlace) => void, onLive?: (live: boolean) => void) => follow<LobbyPlace>(`${room(name)}/lobby/wait`, "status", onPlace, onLive),
 
@@ -281,10 +160,10 @@ export const api = {
     bans: (name: string) => call<{ bans: Ban[] }>("GET", `${room(name)}/bans`).then((r) => r.bans),
     ban: (name: string, identity: string) => call<{ ban: Ban }>("POST", `${room(name)}/bans/${enc(identity)}`, {}),
     unban: (name: string, identity: string) => call<void>("DELETE", `${room(name)}/bans/${enc(identity)}`),
-    end: (name: string) => call<{ ended: boolean }>("POST", `${room(name)}/end`, {}),
-    hand: (name: string, identity: string, raised: boolean) => call<unknown>("PUT", `${room(name)}/hands/${enc(identity)}`, { raised }),
-    promote: (name: string, identity: string) => call<unknown>("PUT", `${room(name)}/speakers/${enc(identity)}`, {}),
-    demote: (name: string, identity: string) => call<unknown>("DELETE", `${room(name)}/speakers/${enc(identity)}`),
+    end: (name: string) => call<Schemas["Ended"]>("POST", `${room(name)}/end`, {}),
+    hand: (name: string, identity: string, raised: boolean) => call<Schemas["HandAnswer"]>("PUT", `${room(name)}/hands/${enc(identity)}`, { raised }),
+    promote: (name: string, identity: string) => call<Schemas["SpeakerAnswer"]>("PUT", `${room(name)}/speakers/${enc(identity)}`, {}),
+    demote: (name: string, identity: string) => call<Schemas["SpeakerAnswer"]>("DELETE", `${room(name)}/speakers/${enc(identity)}`),
     spotlight: (name: string, identity: string | null) => call<{ spotlight: string | null }>("PUT", `${room(name)}/spotlight`, { identity }),
   },
 
