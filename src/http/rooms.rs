@@ -444,8 +444,11 @@ async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, headers:
                         a.moderator |= inv.role == InviteRole::Moderator;
                     }
                     if lobby && a.lobby != Some(LobbyStatus::Waiting) {
+                        // The lobby's order is the order of knocks: one in the same millisecond
+                        // as the last still comes after it.
+                        let last = store::lobby_waiting(txn, &room)?.last().map_or(0, |w| w.knocked_at);
                         a.lobby = Some(LobbyStatus::Waiting);
-                        a.knocked_at = now;
+                        a.knocked_at = now.max(last + 1);
                     }
                     a.name = display.clone();
                     store::attendee_put(txn, &room, &a)?;
