@@ -67,7 +67,7 @@ fn seed(path: &std::path::Path, users: usize) {
                 store::insert_user(txn, u)?;
                 store::session_put(txn, key, s)?;
             }
-            let room = Room { name: "burst-room".into(), owner_id: owner.clone(), created_at: now, settings: RoomSettings::default() };
+            let room = Room::new("burst-room", &owner, now, RoomSettings::default());
             store::room_insert(txn, &room)
         })
         .unwrap_or_else(|e| die(&e.to_string()));

@@ -305,6 +305,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     }
     tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, shutdown.clone()));
     tasks.push(spawn_maintenance(state.clone(), shutdown.clone()));
+    tasks.push(http::spawn_background(state.clone()));
 
     let lk = status_rx.borrow().clone();
     let notes = Notes { setup_pending: setup_token.is_some(), ..Notes::default() };

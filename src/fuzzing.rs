@@ -107,7 +107,7 @@ impl Api {
             store.write_blocking(move |t| store::insert_user(t, &u)).expect("insert user");
         }
         let owner = store.read_blocking(|t| store::user_by_name(t, "fuzz-admin")).ok().flatten().map(|u| u.id).unwrap_or_default();
-        let room = store::Room { name: "fuzz-room".into(), owner_id: owner, created_at: 0, settings: Default::default() };
+        let room = store::Room::new("fuzz-room", &owner, 0, Default::default());
         store.write_blocking(move |t| store::room_insert(t, &room)).expect("room");
         let api = Api { rt, router, store, admin_token: Mutex::new(String::new()), _status: tx };
         api.new_admin_session();

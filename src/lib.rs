@@ -2,10 +2,11 @@
 //!
 //! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
 //! users and sessions, `oidc`, `passkeys` and `mail` the other ways to sign in and the mail
-//! that goes with them, `rooms` the rooms, `http` serves the API, `livekit` talks to and
-//! supervises livekit-server, `systemd` speaks sd_notify, `daemon` wires them together and `cli`
-//! is the command line. `acme` obtains certificates, `setup` makes the first administrator, and
-//! `doctor` checks an installation against the known troubleshooting rows.
+//! that goes with them, `rooms` the rooms, `meeting` who gets into a meeting and who speaks,
+//! `http` serves the API, `livekit` talks to and supervises livekit-server, `systemd` speaks
+//! sd_notify, `daemon` wires them together and `cli` is the command line. `acme` obtains
+//! certificates, `setup` makes the first administrator, and `doctor` checks an installation
+//! against the known troubleshooting rows.
 
 pub mod accounts;
 pub mod acme;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod livekit;
 pub mod logging;
 pub mod mail;
+pub mod meeting;
 pub mod metrics;
 pub mod oidc;
 pub mod passkeys;

@@ -134,6 +134,91 @@ fn sign_in_language_registration_password() {
     assert_eq!(v["room"]["owner"], "newcomer", "{v}");
 }
 
+/// Who gets in: an invite link made in the browser opens a members-only room to guests (guest
+/// access is off), the lobby holds them with no token, the owner lets one in and turns one
+/// away, and both pages follow live.
+#[test]
+fn invite_link_and_lobby_admit_and_deny() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    d.create_user("owner", "owner-password", false);
+    let owner = d.login("owner", "owner-password");
+    let out = scenario(
+        "lobby",
+        &json!({ "url": d.url(""), "owner": { "username": "owner", "password": "owner-password" }, "room": "board-room", "guests": ["Gina", "Hank"] }),
+        SECS(200),
+    );
+    for side in ["hostSeesGuest", "guestSeesHost"] {
+        let m = &out[side];
+        assert!(m["framesDecoded"][1].as_u64() > m["framesDecoded"][0].as_u64(), "{side}: {m}");
+    }
+    // bedrud's records: the room stayed members-only, the link was used twice, the admitted
+    // guest is in the meeting, the one turned away is not.
+    let (_, room) = d.get("/api/room/board-room", Some(&owner));
+    assert_eq!((room["room"]["settings"]["public"].as_bool(), room["room"]["settings"]["lobby"].as_bool()), (Some(false), Some(true)), "{room}");
+    let (_, inv) = d.get("/api/room/board-room/invites", Some(&owner));
+    assert_eq!((inv["invites"][0]["uses"].as_u64(), inv["invites"][0]["maxUses"].as_u64()), (Some(2), Some(5)), "{inv}");
+    let link = out["link"].as_str().unwrap();
+    assert!(!inv.to_string().contains(link.rsplit('=').next().unwrap()), "the secret is not listed");
+    let guest = out["guestIdentity"].as_str().unwrap();
+    eventually(SECS(15), "the admitted guest listed", || participants(&d, &owner, "board-room").iter().any(|p| p["identity"] == guest));
+    assert_eq!(participants(&d, &owner, "board-room").len(), 2);
+    let (_, lobby) = d.get("/api/room/board-room/lobby", Some(&owner));
+    assert_eq!(lobby["waiting"], json!([]), "nobody waits: {lobby}");
+}
+
+/// Who speaks: on a stage the audience raises a hand (the host sees the queue and lowers it),
+/// a promoted listener publishes at once, the spotlight moves both layouts, the lock refuses a
+/// newcomer, and ending the meeting for all reaches every page.
+#[test]
+fn hands_stage_spotlight_lock_and_end_for_all() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    for u in ["owner", "lee", "late"] {
+        d.create_user(u, &format!("{u}-password"), false);
+    }
+    let owner = d.login("owner", "owner-password");
+    let (s, v) = d.post("/api/room/create", Some(&owner), json!({ "name": "town-hall", "settings": { "stage": true } }));
+    assert_eq!(s, 201, "{v}");
+    let user = |u: &str| json!({ "username": u, "password": format!("{u}-password") });
+    let out = scenario(
+        "stage",
+        &json!({ "url": d.url(""), "owner": user("owner"), "listener": user("lee"), "late": user("late"), "room": "town-hall" }),
+        SECS(200),
+    );
+    assert_eq!(out["audience"], json!({ "mic": 0, "camera": 0 }), "{out}");
+    assert_eq!(out["tilesWhileAudience"], 1, "only the host is on the stage: {out}");
+    // The meeting is over in bedrud's records too: nobody live, no lock, no spotlight.
+    eventually(SECS(20), "the ended meeting empty", || participants(&d, &owner, "town-hall").is_empty());
+    let (_, room) = d.get("/api/room/town-hall", Some(&owner));
+    assert_eq!((room["room"]["locked"].as_bool(), room["room"]["spotlight"].is_null()), (Some(false), true), "{room}");
+    let late = d.login("late", "late-password");
+    assert_eq!(d.post("/api/room/join", Some(&late), json!({ "room": "town-hall" })).0, 200, "the lock went with the meeting");
+}
+
+/// A banned guest cannot come back through the same invite, under a new name or in a fresh
+/// browser, until the host lifts the ban.
+#[test]
+fn banned_guest_cannot_rejoin_through_the_same_invite() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    d.create_user("owner", "owner-password", false);
+    let owner = d.login("owner", "owner-password");
+    d.post("/api/room/create", Some(&owner), json!({ "name": "private-chat" }));
+    let (_, inv) = d.post("/api/room/private-chat/invites", Some(&owner), json!({}));
+    let out = scenario(
+        "ban",
+        &json!({ "url": d.url(""), "owner": { "username": "owner", "password": "owner-password" }, "room": "private-chat", "invite": inv["path"], "guest": "Gina" }),
+        SECS(150),
+    );
+    let identity = out["identity"].as_str().unwrap();
+    let (_, bans) = d.get("/api/room/private-chat/bans", Some(&owner));
+    assert_eq!(bans["bans"], json!([]), "lifted: {bans}");
+    let (_, list) = d.get("/api/room/private-chat/invites", Some(&owner));
+    assert_eq!(list["invites"][0]["status"], "active", "{list}");
+    assert!(!participants(&d, &owner, "private-chat").iter().any(|p| p["identity"] == identity));
+}
+
 /// What a meeting survives: an expired join token (the page joins again without an error), a
 /// microphone switched during the call, and livekit-server killed mid-call (the page says it is
 /// reconnecting, then media flows again through the restarted server).

@@ -9,6 +9,8 @@ mod extract;
 mod health;
 mod mail;
 mod oidc;
+mod lobby;
+mod meeting;
 pub mod openapi;
 mod passkeys;
 mod rooms;
@@ -45,6 +47,11 @@ use crate::store::Store;
 
 pub use extract::{ClientAddr, Json};
 
+/// Background work of the API: clearing lobby entries of people who have gone.
+pub fn spawn_background(state: SharedState) -> tokio::task::JoinHandle<()> {
+    lobby::spawn_sweeper(state)
+}
+
 /// Everything a handler may need. Shared behind an `Arc`.
 pub struct AppState {
     config: RwLock<Arc<Config>>,
@@ -62,6 +69,8 @@ pub struct AppState {
     proxies: RwLock<Arc<Vec<ipnet::IpNet>>>,
     /// Cancelled at shutdown: long-lived answers (event streams) end with it.
     pub shutdown: CancellationToken,
+    /// Live updates of lobbies, and who is still waiting in them.
+    pub lobbies: Arc<lobby::Lobbies>,
     /// Request counters and latencies for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     /// Every applied webhook as (event, room name): `bedrud doctor` watches for its probe room.
@@ -121,6 +130,7 @@ impl AppState {
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
             shutdown,
+            lobbies: Arc::new(lobby::Lobbies::new()),
             webhook_events: tokio::sync::broadcast::channel(64).0,
             runtime: OnceLock::new(),
             metrics: Default::default(),
@@ -158,6 +168,8 @@ fn api_parts() -> (OpenApiRouter<SharedState>, OpenApiRouter<SharedState>) {
         .merge(mail::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
+        .merge(meeting::routes())
+        .merge(lobby::routes())
         .merge(setup::routes());
     (api, webhook::routes())
 }

@@ -12,6 +12,7 @@
 //! probe write succeeds again (checked every second once there is free space again).
 
 mod maint;
+mod meeting;
 mod model;
 mod ops;
 mod signin;
@@ -30,13 +31,16 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 pub use maint::*;
+pub use meeting::*;
 pub use model::*;
 pub use ops::*;
 pub use signin::*;
 
 /// Layout version of the file. Older files are migrated on open; newer ones are refused.
 /// 2: indexes: `participant_history_by_room`, `rooms_public`, `rooms_by_member`.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3: rooms gain `lobby`, `stage`, `locked` and `spotlight` (a bedrud that knows only 2 could
+/// not read them), and the invite, attendee and ban tables.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// redb's page cache unless configured (`database.cacheSize`).
 pub const DEFAULT_CACHE_SIZE: usize = 64 * 1024 * 1024;
@@ -79,6 +83,14 @@ pub(crate) const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("ema
 pub(crate) const PASSKEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("passkeys");
 /// SHA-256 of a mailed link's token → what it allows.
 pub(crate) const MAIL_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_tokens");
+/// (room, invite id) → invite.
+pub(crate) const INVITES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_invites");
+/// SHA-256 of an invite's secret → (room, invite id).
+pub(crate) const INVITE_TOKENS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("room_invite_tokens");
+/// (room, identity) → that person's standing in the room (invite, lobby, moderator, speaker).
+pub(crate) const ATTENDEES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_attendees");
+/// (room, identity) → ban.
+pub(crate) const BANS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_bans");
 
 /// Errors of the store layer. Domain outcomes (`NotFound`, `Conflict`) are errors too so a
 /// write job can refuse before it changes anything.
@@ -709,6 +721,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
         let r = ops::rooms_reindex(&txn)?;
         tracing::info!(rows = n, rooms = r, "store migrated from schema 1 to 2: participant history indexed by room, rooms by visibility");
     }
+    // 2 → 3 adds tables and room fields with defaults: creating the tables is all it needs.
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
     txn.open_table(SESSIONS)?;
@@ -727,6 +740,10 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(EMAILS)?;
     txn.open_table(PASSKEYS)?;
     txn.open_table(MAIL_TOKENS)?;
+    txn.open_table(INVITES)?;
+    txn.open_table(INVITE_TOKENS)?;
+    txn.open_table(ATTENDEES)?;
+    txn.open_table(BANS)?;
     if found != Some(SCHEMA_VERSION) {
         let mut meta = txn.open_table(META)?;
         meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
@@ -764,12 +781,7 @@ mod tests {
     fn visible_rooms_come_from_the_indexes_in_name_order() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(&d.path().join("v.redb")).unwrap();
-        let room = |name: &str, owner: &str, public: bool| Room {
-            name: name.into(),
-            owner_id: owner.into(),
-            created_at: 0,
-            settings: RoomSettings { public, ..Default::default() },
-        };
+        let room = |name: &str, owner: &str, public: bool| Room::new(name, owner, 0, RoomSettings { public, ..Default::default() });
         let rooms = vec![
             room("a-public", "u1", true),
             room("b-mine", "me", false),

@@ -289,7 +289,8 @@ pub fn room_put(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
     index_public(txn, room)
 }
 
-/// Deletes a room with its moderators. Live presence and history stay as records.
+/// Deletes a room with its moderators, invites, attendees and bans. Live presence and history
+/// stay as records.
 pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
     let Some(room) = txn.open_table(ROOMS)?.remove(name)?.map(|v| decode::<Room>(v.value())) else {
         return Err(StoreError::NotFound("room"));
@@ -306,7 +307,8 @@ pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError>
     for id in &mods {
         members.remove((id.as_str(), name))?;
     }
-    Ok(())
+    drop(members);
+    meeting_forget_room(txn, name)
 }
 
 /// Rooms in name order, starting after `after`, at most `limit`.

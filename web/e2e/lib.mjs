@@ -55,7 +55,7 @@ export async function run(name, limitMs, body) {
     process.exit(1);
   }, limitMs);
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 30_000 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 60_000 });
     const out = await body(browser);
     console.log(JSON.stringify({ scenario: name, ok: true, ...out }));
     await browser.close();
@@ -160,15 +160,20 @@ export async function signIn(page, username, password) {
   await page.getByRole("heading", { level: 1 }).filter({ hasNotText: "Sign in" }).waitFor();
 }
 
-/** From the pre-join page: waits for the camera preview, then joins. */
-export async function joinFromPrejoin(page, displayName) {
+/**
+ * From the pre-join page: waits for the camera preview, then joins, and (unless `lobby`: the
+ * page is expected to wait in the lobby) waits for the meeting's controls.
+ */
+export async function joinFromPrejoin(page, displayName, { lobby = false } = {}) {
   if (displayName !== undefined) await page.getByLabel("Your name").fill(displayName);
   await page.waitForFunction(() => {
     const v = document.querySelector(".preview-video");
-    return v && v.videoWidth > 0;
+    const meter = document.querySelector(".meter");
+    return v && v.videoWidth > 0 && meter && !meter.classList.contains("off");
   });
   await page.getByRole("button", { name: "Join meeting" }).click();
-  await page.getByRole("toolbar").waitFor();
+  if (lobby) await page.getByRole("heading", { name: "Waiting to be let in" }).waitFor();
+  else await page.getByRole("toolbar").waitFor();
 }
 
 export function assert(cond, message) {
