@@ -1,10 +1,12 @@
 //! bedrud: the control plane of a self-hosted video-meeting service around LiveKit.
 //!
 //! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
-//! users and sessions, `rooms` the rooms, `http` serves the API, `livekit` talks to and
-//! supervises livekit-server, `systemd` speaks sd_notify, `daemon` wires them together and `cli`
-//! is the command line. `acme` obtains certificates, `setup` makes the first administrator, and
-//! `doctor` checks an installation against the known troubleshooting rows.
+//! users and sessions, `oidc`, `passkeys` and `mail` the other ways to sign in and the mail
+//! that goes with them, `rooms` the rooms, `meeting` who gets into a meeting and who speaks,
+//! `http` serves the API, `livekit` talks to and supervises livekit-server, `systemd` speaks
+//! sd_notify, `daemon` wires them together and `cli` is the command line. `acme` obtains
+//! certificates, `setup` makes the first administrator, and `doctor` checks an installation
+//! against the known troubleshooting rows.
 
 pub mod accounts;
 pub mod acme;
@@ -20,7 +22,11 @@ pub mod fuzzing;
 pub mod http;
 pub mod livekit;
 pub mod logging;
+pub mod mail;
+pub mod meeting;
 pub mod metrics;
+pub mod oidc;
+pub mod passkeys;
 pub mod rooms;
 pub mod setup;
 pub mod store;

@@ -438,6 +438,18 @@ fn backup_under_load_restores_to_a_consistent_store_and_restore_refuses_a_runnin
     for i in 0..20 {
         assert_eq!(d.post("/api/room/create", Some(&admin), json!({"name": format!("base-{i:02}")})).0, 201);
     }
+    // Every kind of row: an invite link, a guest who came through it and waits in the lobby
+    // (attendee), and a banned guest (ban, invite withdrawn by it).
+    d.api("PUT", "/api/room/base-00/settings", Some(&admin), Some(json!({"lobby": true})));
+    let (s, inv) = d.post("/api/room/base-00/invites", Some(&admin), json!({"maxUses": 5}));
+    assert_eq!(s, 201, "{inv}");
+    let (s, wait) = d.post("/api/room/join", None, json!({"room": "base-00", "name": "Wendy", "invite": inv["token"]}));
+    assert_eq!(s, 202, "{wait}");
+    let (s, _) = d.post("/api/room/base-01/invites", Some(&admin), json!({}));
+    assert_eq!(s, 201);
+    let (_, inv1) = d.get("/api/room/base-01/invites", Some(&admin));
+    let (s, ban) = d.api("POST", "/api/room/base-01/bans/someone", Some(&admin), None);
+    assert_eq!(s, 201, "{ban}");
     // Writers keep going while the backup is taken.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
@@ -489,6 +501,17 @@ fn backup_under_load_restores_to_a_consistent_store_and_restore_refuses_a_runnin
     for i in 0..20 {
         assert!(names.contains(&format!("base-{i:02}")));
     }
+    // The meeting rows came back: the invite (its secret still lets people in), the one
+    // waiting in the lobby, the ban.
+    let (_, list) = d.get("/api/room/base-00/invites", Some(&admin));
+    assert_eq!((list["invites"][0]["id"].clone(), list["invites"][0]["uses"].as_u64()), (inv["invite"]["id"].clone(), Some(1)), "{list}");
+    assert_eq!(d.post("/api/invite/check", None, json!({"token": inv["token"]})).0, 200);
+    let (_, lobby) = d.get("/api/room/base-00/lobby", Some(&admin));
+    assert_eq!(lobby["waiting"][0]["name"], "Wendy", "{lobby}");
+    let (_, bans) = d.get("/api/room/base-01/bans", Some(&admin));
+    assert_eq!(bans["bans"][0]["identity"], "someone", "{bans}");
+    let (_, list1) = d.get("/api/room/base-01/invites", Some(&admin));
+    assert_eq!(list1["invites"][0]["id"], inv1["invites"][0]["id"], "{list1}");
     let restored_load = names.iter().filter(|n| n.starts_with("load-")).count();
     assert!(restored_load > 0 && restored_load < acked.len(), "backup holds {restored_load} of {} load rooms", acked.len());
     for w in 0..4 {
@@ -551,6 +574,49 @@ fn a_store_from_bedrud_0_1_0_opens_migrated_and_a_newer_one_is_refused() {
     let (code, _, err) = d.cli(&["restore", &db.display().to_string()], None);
     assert_ne!(code, 0);
     assert!(err.contains("newer than this bedrud supports"), "{err}");
+}
+
+#[test]
+fn a_schema_3_store_with_meetings_and_sign_in_records_is_served_after_migration() {
+    let mut d = Daemon::start(Opts { wait_ready: false, ..Default::default() });
+    d.kill9();
+    let db = d.dir.path().join("bedrud.redb");
+    let _ = std::fs::remove_file(&db);
+    std::fs::copy(common::repo_root().join("tests/data/store-v3.redb"), &db).expect("copy the committed store");
+    d.spawn();
+    d.wait_ready();
+    assert!(d.log_text().contains("store migrated from schema 3 to 4"), "{}", d.log_text());
+    let alice = d.login("alice", "fixture-alice-pw");
+    let (s, me) = d.get("/api/auth/me", Some(&alice));
+    assert_eq!(s, 200, "{me}");
+    let me = me.get("user").unwrap_or(&me);
+    assert_eq!((me["email"].as_str(), me["emailVerified"].as_bool()), (Some("alice@example.org"), Some(true)), "{me}");
+    assert_eq!(me["sso"], json!(["Corp"]), "{me}");
+    let (s, v) = d.get("/api/auth/passkeys", Some(&alice));
+    assert_eq!(s, 200, "{v}");
+    assert!(v.to_string().contains("\"Laptop\""), "{v}");
+    let (s, v) = d.get("/api/room/weekly-sync", Some(&alice));
+    assert_eq!(s, 200, "{v}");
+    let settings = &v["room"]["settings"];
+    assert_eq!((settings["lobby"].as_bool(), settings["stage"].as_bool(), settings["maxParticipants"].as_u64()), (Some(true), Some(true), Some(8)), "{v}");
+    let (s, v) = d.get("/api/room/weekly-sync/invites", Some(&alice));
+    assert_eq!(s, 200, "{v}");
+    let text = v.to_string();
+    assert!(["inv-open", "inv-mod", "inv-banned"].iter().all(|id| text.contains(id)), "{v}");
+    let (s, v) = d.get("/api/room/weekly-sync/bans", Some(&alice));
+    assert_eq!(s, 200, "{v}");
+    assert!(v.to_string().contains("guest-banned"), "{v}");
+    let bob = d.login("bob", "fixture-bob-pw");
+    let names = |token: &str| -> Vec<String> {
+        let (_, v) = d.get("/api/room/list", Some(token));
+        v["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(&bob), ["weekly-sync"]);
+    let admin = d.login("admin", "fixture-admin-pw");
+    assert_eq!(names(&admin), ["board-room", "weekly-sync"]);
+    let (_, v) = d.get("/api/admin/rooms/board-room/participants", Some(&admin));
+    assert_eq!(v["history"][0]["leaveReason"], "aborted", "{v}");
+    assert_eq!(d.stop(), Some(0));
 }
 
 // ---------------------------------------------------------------------------------------------

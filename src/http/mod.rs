@@ -7,6 +7,12 @@ mod client;
 mod cookie;
 mod extract;
 mod health;
+mod mail;
+mod oidc;
+mod lobby;
+mod meeting;
+pub mod openapi;
+mod passkeys;
 mod rooms;
 pub mod serve;
 mod setup;
@@ -24,6 +30,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::LoginLimiter;
@@ -32,9 +40,17 @@ use crate::error::ApiError;
 use crate::livekit::client::RoomClient;
 use crate::livekit::status::StatusRx;
 use crate::livekit::ApiKeys;
+use crate::mail::Mailer;
+use crate::oidc::Oidc;
+use crate::passkeys::Passkeys;
 use crate::store::Store;
 
 pub use extract::{ClientAddr, Json};
+
+/// Background work of the API: clearing lobby entries of people who have gone.
+pub fn spawn_background(state: SharedState) -> tokio::task::JoinHandle<()> {
+    lobby::spawn_sweeper(state)
+}
 
 /// Everything a handler may need. Shared behind an `Arc`.
 pub struct AppState {
@@ -53,12 +69,15 @@ pub struct AppState {
     proxies: RwLock<Arc<Vec<ipnet::IpNet>>>,
     /// Cancelled at shutdown: long-lived answers (event streams) end with it.
     pub shutdown: CancellationToken,
+    /// Live updates of lobbies, and who is still waiting in them.
+    pub lobbies: Arc<lobby::Lobbies>,
     /// Request counters and latencies for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     /// Every applied webhook as (event, room name): `bedrud doctor` watches for its probe room.
     pub webhook_events: tokio::sync::broadcast::Sender<(String, String)>,
     /// What the daemon set up around the API (set once at start).
     pub runtime: OnceLock<Runtime>,
+    pub signin: Signin,
 }
 
 /// Facts of the running daemon that handlers and `bedrud doctor` need.
@@ -71,10 +90,33 @@ pub struct Runtime {
     pub config_file: Option<std::path::PathBuf>,
 }
 
+/// The ways to sign in besides a password, built once at start-up from `auth.*`, `smtp.*`
+/// and `server.publicUrl` (a reload changes them at the next restart).
+pub struct Signin {
+    pub oidc: Oidc,
+    /// `None`: passkeys are off.
+    pub passkeys: Option<Passkeys>,
+    /// `None`: no SMTP server is configured.
+    pub mailer: Option<Mailer>,
+    /// Password-reset requests per address and per client.
+    pub mail_limiter: LoginLimiter,
+}
+
+impl Signin {
+    pub fn from_config(config: &Config) -> Result<Signin, String> {
+        Ok(Signin {
+            oidc: Oidc::new(config),
+            passkeys: Passkeys::from_config(config)?,
+            mailer: Mailer::from_config(config)?,
+            mail_limiter: LoginLimiter::new(5, Duration::from_secs(900)),
+        })
+    }
+}
+
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken, signin: Signin) -> Self {
         let client = RoomClient::new(&config.livekit_internal_url(), keys.clone(), config.livekit.skip_tls_verify);
         Self {
             limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
@@ -88,9 +130,11 @@ impl AppState {
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
             shutdown,
+            lobbies: Arc::new(lobby::Lobbies::new()),
             webhook_events: tokio::sync::broadcast::channel(64).0,
             runtime: OnceLock::new(),
             metrics: Default::default(),
+            signin,
         }
     }
 
@@ -113,24 +157,45 @@ impl AppState {
 /// Largest webhook body accepted (LiveKit's events carry room and participant info).
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
+/// Every API route with its description, in two parts that get different body limits: the
+/// router and the OpenAPI document both come from here.
+fn api_parts() -> (OpenApiRouter<SharedState>, OpenApiRouter<SharedState>) {
+    let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(auth::routes())
+        .merge(oidc::routes())
+        .merge(passkeys::routes())
+        .merge(mail::routes())
+        .merge(admin::routes())
+        .merge(rooms::routes())
+        .merge(meeting::routes())
+        .merge(lobby::routes())
+        .merge(setup::routes());
+    (api, webhook::routes())
+}
+
+/// The whole API, described (for the OpenAPI document).
+pub(crate) fn api_routes() -> OpenApiRouter<SharedState> {
+    let (api, webhook) = api_parts();
+    api.merge(webhook)
+}
+
 /// The whole API, and the web client for every other path.
 pub fn router(state: SharedState) -> Router {
     let cfg = state.config();
     let timeout = cfg.server.request_timeout;
-    let mut api = Router::new();
+    let (api, webhook) = api_parts();
+    let (api, _) = api.split_for_parts();
+    let (webhook, _) = webhook.split_for_parts();
+    let mut api = api.layer(DefaultBodyLimit::max(cfg.server.body_limit));
     // A failpoint for the test that a panicking handler answers 500 and the daemon serves on;
     // only present when the daemon is started with BEDRUD_TEST_PANIC_ROUTE=1.
     if std::env::var_os("BEDRUD_TEST_PANIC_ROUTE").is_some_and(|v| v == "1") {
         api = api.route("/api/test/panic", axum::routing::get(failpoint_panic));
     }
-    api.merge(health::routes())
-        .merge(auth::routes())
-        .merge(admin::routes())
-        .merge(rooms::routes())
-        .merge(setup::routes())
-        .layer(DefaultBodyLimit::max(cfg.server.body_limit))
+    api
         // The webhook gets its own, larger body limit.
-        .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))
+        .merge(webhook.layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))
         .fallback(ui::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(cookie::guard))

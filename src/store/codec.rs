@@ -111,6 +111,34 @@ impl<'a> Reader<'a> {
         self.str_or_same()?.ok_or_else(|| bad(self, "string expected"))
     }
 
+    fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
+        match self.byte()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.str()?)),
+            _ => Err(bad(self, "not an optional string")),
+        }
+    }
+
+    fn opt_u32(&mut self) -> Result<Option<u32>, StoreError> {
+        self.opt_u64()?.map(|v| u32::try_from(v).map_err(|_| bad(self, "integer out of range"))).transpose()
+    }
+
+    /// A count, then that many items. The count cannot exceed the bytes left (every item
+    /// takes at least one), so a corrupt count fails as truncated instead of allocating.
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+        let n = self.u64()?;
+        if n > (self.buf.len() - self.pos) as u64 {
+            return Err(bad(self, "truncated"));
+        }
+        (0..n).map(|_| item(self)).collect()
+    }
+
+    /// One byte naming one of `values`.
+    fn choice<T: Copy>(&mut self, values: &[T], what: &str) -> Result<T, StoreError> {
+        let b = self.byte()?;
+        values.get(usize::from(b)).copied().ok_or_else(|| bad(self, what))
+    }
+
     fn opt_u64(&mut self) -> Result<Option<u64>, StoreError> {
         match self.byte()? {
             0 => Ok(None),
@@ -159,6 +187,21 @@ fn canonical_uuid(s: &str) -> Option<uuid::Uuid> {
     (&*u.hyphenated().encode_lower(&mut buf) == s).then_some(u)
 }
 
+fn put_opt_str(w: &mut Vec<u8>, v: Option<&str>) {
+    match v {
+        None => w.push(0),
+        Some(s) => {
+            w.push(1);
+            put_str(w, s);
+        }
+    }
+}
+
+/// The index of `v` in `values`, as one byte.
+fn put_choice<T: PartialEq>(w: &mut Vec<u8>, values: &[T], v: &T) {
+    w.push(values.iter().position(|x| x == v).expect("every variant is listed") as u8);
+}
+
 fn put_opt_u64(w: &mut Vec<u8>, v: Option<u64>) {
     match v {
         None => w.push(0),
@@ -181,20 +224,45 @@ impl Record for User {
         put_bool(w, self.disabled);
         put_u64(w, self.created_at);
         put_u64(w, self.session_epoch);
+        put_opt_str(w, self.email.as_deref());
+        w.push(u8::from(self.email_verified) | u8::from(self.sso_admin) << 1);
+        put_u64(w, self.identities.len() as u64);
+        for i in &self.identities {
+            put_str(w, &i.provider);
+            put_str(w, &i.issuer);
+            put_str(w, &i.subject);
+        }
     }
     fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
+        let id = r.str()?;
+        let username = r.str()?;
+        let password_hash = r.str()?;
+        let role = match r.byte()? {
+            0 => Role::Admin,
+            1 => Role::User,
+            _ => return Err(bad(r, "unknown role")),
+        };
+        let disabled = r.bool()?;
+        let created_at = r.u64()?;
+        let session_epoch = r.u64()?;
+        let email = r.opt_str()?;
+        let flags = r.byte()?;
+        if flags >> 2 != 0 {
+            return Err(bad(r, "unknown user flag"));
+        }
+        let identities = r.list(|r| Ok(Identity { provider: r.str()?, issuer: r.str()?, subject: r.str()? }))?;
         Ok(User {
-            id: r.str()?,
-            username: r.str()?,
-            password_hash: r.str()?,
-            role: match r.byte()? {
-                0 => Role::Admin,
-                1 => Role::User,
-                _ => return Err(bad(r, "unknown role")),
-            },
-            disabled: r.bool()?,
-            created_at: r.u64()?,
-            session_epoch: r.u64()?,
+            id,
+            username,
+            password_hash,
+            role,
+            disabled,
+            created_at,
+            session_epoch,
+            email,
+            email_verified: flags & 1 != 0,
+            identities,
+            sso_admin: flags & 2 != 0,
         })
     }
 }
@@ -226,12 +294,14 @@ impl Record for Session {
 }
 
 /// Room settings' flags, one bit each.
-const FLAGS: [fn(&mut RoomSettings) -> &mut bool; 5] = [
+const FLAGS: [fn(&mut RoomSettings) -> &mut bool; 7] = [
     |s| &mut s.public,
     |s| &mut s.allow_audio,
     |s| &mut s.allow_video,
     |s| &mut s.allow_screen_share,
     |s| &mut s.allow_chat,
+    |s| &mut s.lobby,
+    |s| &mut s.stage,
 ];
 
 impl Record for Room {
@@ -241,22 +311,24 @@ impl Record for Room {
         put_u64(w, self.created_at);
         let mut s = self.settings.clone();
         let bits = FLAGS.iter().enumerate().fold(0u8, |acc, (i, f)| acc | (u8::from(*f(&mut s)) << i));
-        w.push(bits);
+        // The room's own flag (locked) takes the bit after the settings' ones.
+        w.push(bits | u8::from(self.locked) << FLAGS.len());
         put_u64(w, u64::from(self.settings.max_participants));
+        put_opt_str(w, self.spotlight.as_deref());
     }
     fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
         let name = r.str()?;
         let owner_id = r.str()?;
         let created_at = r.u64()?;
+        // Seven settings and `locked` take all eight bits.
+        const _: () = assert!(FLAGS.len() + 1 == 8);
         let bits = r.byte()?;
-        if bits >> FLAGS.len() != 0 {
-            return Err(bad(r, "unknown room setting"));
-        }
         let mut settings = RoomSettings { max_participants: r.u32()?, ..RoomSettings::default() };
         for (i, f) in FLAGS.iter().enumerate() {
             *f(&mut settings) = bits & (1 << i) != 0;
         }
-        Ok(Room { name, owner_id, created_at, settings })
+        let locked = bits & (1 << FLAGS.len()) != 0;
+        Ok(Room { name, owner_id, created_at, settings, locked, spotlight: r.opt_str()? })
     }
 }
 
@@ -289,11 +361,7 @@ impl Record for LiveParticipant {
         let sid = r.str()?;
         let name = r.str_or_same()?.unwrap_or_else(|| identity.clone());
         let joined_at = r.u64()?;
-        let n = r.u64()?;
-        let mut tracks = Vec::new();
-        for _ in 0..n {
-            tracks.push(TrackInfo::take(r)?);
-        }
+        let tracks = r.list(TrackInfo::take)?;
         Ok(LiveParticipant { identity, sid, name, joined_at, tracks, history_id: r.u64()?, last_event_at: r.u64()? })
     }
 }
@@ -307,6 +375,132 @@ impl Record for RoomSession {
     }
     fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
         Ok(RoomSession { room: r.str()?, sid: r.str()?, started_at: r.u64()?, finished_at: r.opt_u64()? })
+    }
+}
+
+/// A passkey's credential is webauthn-rs's own type, whose fields that crate may change
+/// between versions: it is kept as the JSON that crate writes, inside the binary record.
+impl Record for PasskeyRecord {
+    fn put(&self, w: &mut Vec<u8>) {
+        put_str(w, &self.id);
+        put_str(w, &self.user_id);
+        put_str(w, &self.name);
+        put_u64(w, self.created_at);
+        put_opt_u64(w, self.last_used_at);
+        let json = serde_json::to_string(&self.passkey).expect("a passkey serializes to JSON");
+        put_str(w, &json);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
+        let id = r.str()?;
+        let user_id = r.str()?;
+        let name = r.str()?;
+        let created_at = r.u64()?;
+        let last_used_at = r.opt_u64()?;
+        let passkey = serde_json::from_str(&r.str()?).map_err(|e| bad(r, &format!("passkey: {e}")))?;
+        Ok(PasskeyRecord { id, user_id, name, created_at, last_used_at, passkey })
+    }
+}
+
+const MAIL_PURPOSES: [MailPurpose; 2] = [MailPurpose::Reset, MailPurpose::Verify];
+
+impl Record for MailToken {
+    fn put(&self, w: &mut Vec<u8>) {
+        put_choice(w, &MAIL_PURPOSES, &self.purpose);
+        put_str(w, &self.user_id);
+        put_str(w, &self.email);
+        put_u64(w, self.epoch);
+        put_u64(w, self.expires_at);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
+        Ok(MailToken {
+            purpose: r.choice(&MAIL_PURPOSES, "unknown mail purpose")?,
+            user_id: r.str()?,
+            email: r.str()?,
+            epoch: r.u64()?,
+            expires_at: r.u64()?,
+        })
+    }
+}
+
+const INVITE_ROLES: [InviteRole; 2] = [InviteRole::Participant, InviteRole::Moderator];
+
+impl Record for Invite {
+    fn put(&self, w: &mut Vec<u8>) {
+        put_str(w, &self.id);
+        put_str(w, &self.room);
+        put_str(w, &self.token_hash);
+        put_choice(w, &INVITE_ROLES, &self.role);
+        put_str(w, &self.created_by);
+        put_u64(w, self.created_at);
+        put_opt_u64(w, self.expires_at);
+        put_opt_u64(w, self.max_uses.map(u64::from));
+        put_u64(w, u64::from(self.uses));
+        put_opt_u64(w, self.revoked_at);
+        put_bool(w, self.banned);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
+        Ok(Invite {
+            id: r.str()?,
+            room: r.str()?,
+            token_hash: r.str()?,
+            role: r.choice(&INVITE_ROLES, "unknown invite role")?,
+            created_by: r.str()?,
+            created_at: r.u64()?,
+            expires_at: r.opt_u64()?,
+            max_uses: r.opt_u32()?,
+            uses: r.u32()?,
+            revoked_at: r.opt_u64()?,
+            banned: r.bool()?,
+        })
+    }
+}
+
+/// `None` and the lobby states, one byte.
+const LOBBY: [Option<LobbyStatus>; 5] =
+    [None, Some(LobbyStatus::Waiting), Some(LobbyStatus::Admitted), Some(LobbyStatus::Denied), Some(LobbyStatus::Ended)];
+
+impl Record for Attendee {
+    fn put(&self, w: &mut Vec<u8>) {
+        put_str(w, &self.identity);
+        put_str_or_same(w, &self.name, self.name == self.identity);
+        w.push(u8::from(self.guest) | u8::from(self.moderator) << 1 | u8::from(self.speaker) << 2);
+        put_opt_str(w, self.invite.as_deref());
+        put_choice(w, &LOBBY, &self.lobby);
+        put_u64(w, self.knocked_at);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
+        let identity = r.str()?;
+        let name = r.str_or_same()?.unwrap_or_else(|| identity.clone());
+        let flags = r.byte()?;
+        if flags >> 3 != 0 {
+            return Err(bad(r, "unknown attendee flag"));
+        }
+        Ok(Attendee {
+            identity,
+            name,
+            guest: flags & 1 != 0,
+            moderator: flags & 2 != 0,
+            speaker: flags & 4 != 0,
+            invite: r.opt_str()?,
+            lobby: r.choice(&LOBBY, "unknown lobby status")?,
+            knocked_at: r.u64()?,
+        })
+    }
+}
+
+impl Record for Ban {
+    fn put(&self, w: &mut Vec<u8>) {
+        put_str(w, &self.identity);
+        put_str_or_same(w, &self.name, self.name == self.identity);
+        put_bool(w, self.guest);
+        put_opt_str(w, self.invite.as_deref());
+        put_str(w, &self.by);
+        put_u64(w, self.at);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
+        let identity = r.str()?;
+        let name = r.str_or_same()?.unwrap_or_else(|| identity.clone());
+        Ok(Ban { identity, name, guest: r.bool()?, invite: r.opt_str()?, by: r.str()?, at: r.u64()? })
     }
 }
 
@@ -431,9 +625,20 @@ mod tests {
             disabled: true,
             created_at: 1_764_000_000_000,
             session_epoch: 3,
+            email: Some("ana@example.org".into()),
+            email_verified: true,
+            identities: vec![
+                Identity { provider: "Corp".into(), issuer: "https://id.example.org".into(), subject: "sub-1".into() },
+                Identity { provider: "".into(), issuer: "x".into(), subject: uid.into() },
+            ],
+            sso_admin: true,
         };
         let (b, _) = round(&u);
         assert_eq!(format!("{b:?}"), format!("{u:?}"));
+        for (email, email_verified, sso_admin) in [(None, false, false), (Some(""), false, true), (Some("b@c"), true, false)] {
+            let v = User { email: email.map(str::to_string), email_verified, sso_admin, identities: vec![], ..u.clone() };
+            assert_eq!(format!("{:?}", round(&v).0), format!("{v:?}"));
+        }
         // Upper-case or braced spellings are not canonical: kept as text, so they come back as written.
         for id in ["0F8FAD5B-D9CB-469F-A165-70867728950E", "0f8fad5bd9cb469fa16570867728950e", "", "x"] {
             let (b, _) = round(&User { id: id.into(), ..u.clone() });
@@ -443,11 +648,14 @@ mod tests {
         assert_eq!(format!("{:?}", round(&s).0), format!("{s:?}"));
         for settings in [
             RoomSettings::default(),
-            RoomSettings { public: true, max_participants: u32::MAX, allow_audio: false, allow_video: true, allow_screen_share: false, allow_chat: false },
+            RoomSettings { public: true, max_participants: u32::MAX, allow_audio: false, allow_video: true, allow_screen_share: false, allow_chat: false, lobby: true, stage: false },
+            RoomSettings { lobby: false, stage: true, allow_video: false, ..RoomSettings::default() },
         ] {
-            let room = Room { name: "weekly".into(), owner_id: uid.into(), created_at: 5, settings };
-            let (b, _) = round(&room);
-            assert_eq!(format!("{b:?}"), format!("{room:?}"));
+            for (locked, spotlight) in [(false, None), (true, Some("alice")), (true, Some("")), (false, Some(uid))] {
+                let room = Room { name: "weekly".into(), owner_id: uid.into(), created_at: 5, settings: settings.clone(), locked, spotlight: spotlight.map(str::to_string) };
+                let (b, _) = round(&room);
+                assert_eq!(format!("{b:?}"), format!("{room:?}"));
+            }
         }
         let p = LiveParticipant {
             identity: "alice".into(),
@@ -485,6 +693,72 @@ mod tests {
     }
 
     #[test]
+    fn meeting_and_sign_in_records_round_trip() {
+        for purpose in [MailPurpose::Reset, MailPurpose::Verify] {
+            let t = MailToken { purpose, user_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(), email: "a@b.c".into(), epoch: 7, expires_at: u64::MAX };
+            assert_eq!(format!("{:?}", round(&t).0), format!("{t:?}"));
+        }
+        let inv = Invite {
+            id: "inv-1".into(),
+            room: "weekly".into(),
+            token_hash: "ab".repeat(32),
+            role: InviteRole::Moderator,
+            created_by: "alice".into(),
+            created_at: 1_764_000_000_000,
+            expires_at: Some(1_764_000_600_000),
+            max_uses: Some(u32::MAX),
+            uses: 3,
+            revoked_at: Some(0),
+            banned: true,
+        };
+        assert_eq!(round(&inv).0, inv);
+        let inv2 = Invite { role: InviteRole::Participant, expires_at: None, max_uses: None, uses: 0, revoked_at: None, banned: false, ..inv.clone() };
+        assert_eq!(round(&inv2).0, inv2);
+        let statuses = [None, Some(LobbyStatus::Waiting), Some(LobbyStatus::Admitted), Some(LobbyStatus::Denied), Some(LobbyStatus::Ended)];
+        for (i, lobby) in statuses.into_iter().enumerate() {
+            let a = Attendee {
+                invite: (i % 2 == 0).then(|| "inv-1".to_string()),
+                moderator: i & 1 != 0,
+                speaker: i & 2 != 0,
+                guest: i & 4 == 0,
+                lobby,
+                knocked_at: i as u64 * 1_000_000_007,
+                ..Attendee::new("guest-7", if i == 3 { "guest-7" } else { "Gäst Seven" }, true)
+            };
+            assert_eq!(round(&a).0, a);
+        }
+        for (name, invite) in [("Banned One", Some("inv-1")), ("guest-9", None)] {
+            let b = Ban { identity: "guest-9".into(), name: name.into(), guest: invite.is_some(), invite: invite.map(str::to_string), by: "alice".into(), at: 42 };
+            assert_eq!(round(&b).0, b);
+        }
+        // A passkey's credential keeps every field webauthn-rs serializes.
+        let passkey: webauthn_rs::prelude::Passkey = serde_json::from_value(serde_json::json!({"cred": {
+            "cred_id": "uZcVDBVS68E_MtAgeQpElJxldF_6cY9sSvbWqx_qRh8wiu42lyRBRmh5yFeD_r9k130dMbFHBHI9RTFgdJQIzQ",
+            "cred": {"type_": "ES256", "key": {"EC_EC2": {"curve": "SECP256R1",
+                "x": [194,126,127,109,252,23,131,21,252,6,223,99,44,254,140,27,230,17,94,5,133,28,104,41,144,69,171,149,161,26,200,243],
+                "y": [143,123,183,156,24,178,21,248,117,159,162,69,171,52,188,252,26,59,6,47,103,92,19,58,117,103,249,0,219,8,95,196]}}},
+            "counter": 9, "transports": null, "user_verified": true, "backup_eligible": true,
+            "backup_state": false, "registration_policy": "required",
+            "extensions": {"cred_protect": "NotRequested", "hmac_create_secret": "NotRequested", "appid": "NotRequested", "cred_props": "Ignored"},
+            "attestation": {"data": "None", "metadata": "None"}, "attestation_format": "none"}}))
+        .unwrap();
+        for last_used_at in [None, Some(5)] {
+            let p = PasskeyRecord { id: "cred".into(), user_id: "u".into(), name: "Laptop".into(), created_at: 1, last_used_at, passkey: passkey.clone() };
+            let back = round(&p).0;
+            assert_eq!(serde_json::to_value(&back).unwrap(), serde_json::to_value(&p).unwrap());
+        }
+        // A credential that is not webauthn-rs's JSON is an error.
+        let mut w = Vec::new();
+        for s in ["cred", "u", "Laptop"] {
+            put_str(&mut w, s);
+        }
+        put_u64(&mut w, 1);
+        put_opt_u64(&mut w, None);
+        put_str(&mut w, "{}");
+        assert!(from_bytes::<PasskeyRecord>(&w).is_err());
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for len in 0..400 {
@@ -502,6 +776,11 @@ mod tests {
             let _ = from_bytes::<HistoryRow>(&bytes);
             let _ = from_bytes::<RoomSession>(&bytes);
             let _ = from_bytes::<Session>(&bytes);
+            let _ = from_bytes::<MailToken>(&bytes);
+            let _ = from_bytes::<PasskeyRecord>(&bytes);
+            let _ = from_bytes::<Invite>(&bytes);
+            let _ = from_bytes::<Attendee>(&bytes);
+            let _ = from_bytes::<Ban>(&bytes);
         }
         // A varint longer than 64 bits and a string longer than the record.
         assert!(from_bytes::<RoomSession>(&[0xff; 12]).is_err());

@@ -70,6 +70,14 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         EVENTS.name(),
         TOMBSTONES.name(),
         EGRESS.name(),
+        OIDC_SUBJECTS.name(),
+        EMAILS.name(),
+        PASSKEYS.name(),
+        MAIL_TOKENS.name(),
+        INVITES.name(),
+        INVITE_TOKENS.name(),
+        ATTENDEES.name(),
+        BANS.name(),
     ];
     let present: Vec<String> = src
         .list_tables()?
@@ -94,7 +102,15 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         + copy_table(src, dst, LK_ROOMS)?
         + copy_table(src, dst, EVENTS)?
         + copy_table(src, dst, TOMBSTONES)?
-        + copy_table(src, dst, EGRESS)?)
+        + copy_table(src, dst, EGRESS)?
+        + copy_table(src, dst, OIDC_SUBJECTS)?
+        + copy_table(src, dst, EMAILS)?
+        + copy_table(src, dst, PASSKEYS)?
+        + copy_table(src, dst, MAIL_TOKENS)?
+        + copy_table(src, dst, INVITES)?
+        + copy_table(src, dst, INVITE_TOKENS)?
+        + copy_table(src, dst, ATTENDEES)?
+        + copy_table(src, dst, BANS)?)
 }
 
 impl Store {

@@ -13,8 +13,10 @@
 
 mod codec;
 mod maint;
+mod meeting;
 mod model;
 mod ops;
+mod signin;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -29,14 +31,18 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 pub use maint::*;
+pub use meeting::*;
 pub use model::*;
 pub use ops::*;
+pub use signin::*;
 
 /// Layout version of the file. Older files are migrated on open; newer ones are refused.
 /// 2: indexes: `participant_history_by_room`, `rooms_public`, `rooms_by_member`.
-/// 3: records in a binary layout instead of JSON (`codec.rs`); history rows name their room
+/// 3: rooms gain `lobby`, `stage`, `locked` and `spotlight` (a bedrud that knows only 2 could
+///    not read them), and the invite, attendee and ban tables.
+/// 4: records in a binary layout instead of JSON (`codec.rs`); history rows name their room
 ///    by number (`participant_history_rooms`), indexed by `participant_history_by_room_no`.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// redb's page cache unless configured (`database.cacheSize`).
 pub const DEFAULT_CACHE_SIZE: usize = 64 * 1024 * 1024;
@@ -76,6 +82,22 @@ pub(crate) const EVENTS: TableDefinition<&str, u64> = TableDefinition::new("webh
 pub(crate) const TOMBSTONES: TableDefinition<&str, u64> = TableDefinition::new("tombstones");
 /// egress id → the last egress info received.
 pub(crate) const EGRESS: TableDefinition<&str, &[u8]> = TableDefinition::new("egress");
+/// (issuer, subject) → user id: who signs in through an OpenID provider.
+pub(crate) const OIDC_SUBJECTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("oidc_subjects");
+/// Verified e-mail address (lower case) → user id; each address verifies one account.
+pub(crate) const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("emails");
+/// (user id, credential id) → passkey.
+pub(crate) const PASSKEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("passkeys");
+/// SHA-256 of a mailed link's token → what it allows.
+pub(crate) const MAIL_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_tokens");
+/// (room, invite id) → invite.
+pub(crate) const INVITES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_invites");
+/// SHA-256 of an invite's secret → (room, invite id).
+pub(crate) const INVITE_TOKENS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("room_invite_tokens");
+/// (room, identity) → that person's standing in the room (invite, lobby, moderator, speaker).
+pub(crate) const ATTENDEES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_attendees");
+/// (room, identity) → ban.
+pub(crate) const BANS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_bans");
 
 /// Errors of the store layer. Domain outcomes (`NotFound`, `Conflict`) are errors too so a
 /// write job can refuse before it changes anything.
@@ -699,10 +721,11 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
             });
         }
     }
-    // Version 1 is the first layout: creating the tables is its whole migration.
-    // 1 → 2 indexed rooms by visibility; 2 → 3 changed records from JSON to a binary layout
-    // and history's room index to room numbers. Both are done here on the JSON records.
-    if let Some(from @ (1 | 2)) = found {
+    // Version 1 is the first layout: creating the tables is its whole migration. 1 → 2
+    // indexed rooms by visibility; 2 → 3 added tables and room fields with serde defaults;
+    // 3 → 4 changed records from JSON to a binary layout and history's room index to room
+    // numbers. All of it is done here on the JSON records, in this one transaction.
+    if let Some(from @ 1..=3) = found {
         let t = Instant::now();
         let records = ops::records_from_json(&txn)?;
         let rows = ops::history_from_json(&txn)?;
@@ -712,7 +735,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
         }
         txn.delete_table(HISTORY_BY_ROOM_V2)?;
         tracing::info!(records, history_rows = rows, ms = t.elapsed().as_millis() as u64,
-            "store migrated from schema {from} to 3: records in a binary layout, history rooms by number");
+            "store migrated from schema {from} to {SCHEMA_VERSION}: records in a binary layout, history rooms by number");
     }
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
@@ -729,6 +752,14 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(EVENTS)?;
     txn.open_table(EGRESS)?;
     txn.open_table(TOMBSTONES)?;
+    txn.open_table(OIDC_SUBJECTS)?;
+    txn.open_table(EMAILS)?;
+    txn.open_table(PASSKEYS)?;
+    txn.open_table(MAIL_TOKENS)?;
+    txn.open_table(INVITES)?;
+    txn.open_table(INVITE_TOKENS)?;
+    txn.open_table(ATTENDEES)?;
+    txn.open_table(BANS)?;
     if found != Some(SCHEMA_VERSION) {
         let mut meta = txn.open_table(META)?;
         meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
@@ -771,12 +802,7 @@ mod tests {
     fn visible_rooms_come_from_the_indexes_in_name_order() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(&d.path().join("v.redb")).unwrap();
-        let room = |name: &str, owner: &str, public: bool| Room {
-            name: name.into(),
-            owner_id: owner.into(),
-            created_at: 0,
-            settings: RoomSettings { public, ..Default::default() },
-        };
+        let room = |name: &str, owner: &str, public: bool| Room::new(name, owner, 0, RoomSettings { public, ..Default::default() });
         let rooms = vec![
             room("a-public", "u1", true),
             room("b-mine", "me", false),
@@ -875,6 +901,40 @@ mod tests {
         assert_eq!(c.read_blocking(|t| history_for_room(t, "room-2", 3)).unwrap().len(), 3);
     }
 
+    /// Sign-in records travel with a backup: an OpenID identity, a verified address, a
+    /// passkey row and a mailed link are all in the copy, and the copy finds them by key.
+    #[test]
+    fn backup_keeps_sign_in_records() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("s.redb")).unwrap();
+        let mut user = User::new("ines", String::new(), Role::User);
+        let id = user.id.clone();
+        s.write_blocking(move |t| {
+            oidc_link(t, &mut user, Identity { provider: "corp".into(), issuer: "https://id.example.org".into(), subject: "sub-1".into() })?;
+            set_email(t, &mut user, Some("ines@example.org"), true)?;
+            put_user(t, &user)?;
+            // The passkey's value is opaque to the backup: any bytes under its key.
+            t.open_table(PASSKEYS)?.insert((user.id.as_str(), "cred-1"), b"{}".as_slice())?;
+            let token = MailToken { purpose: MailPurpose::Reset, user_id: user.id.clone(), email: "ines@example.org".into(), epoch: 0, expires_at: u64::MAX };
+            mail_token_put(t, "link-key", &token)
+        })
+        .unwrap();
+        let copy = d.path().join("copy.redb");
+        s.backup_to(&copy).unwrap();
+        drop(s);
+        let c = Store::open(&copy).unwrap();
+        let want = id.clone();
+        c.read_blocking(move |t| {
+            assert_eq!(email_owner(t, "ines@example.org")?.as_deref(), Some(want.as_str()));
+            assert_eq!(t.open_table(OIDC_SUBJECTS)?.get(("https://id.example.org", "sub-1"))?.map(|v| v.value().to_string()), Some(want.clone()));
+            assert!(t.open_table(PASSKEYS)?.get((want.as_str(), "cred-1"))?.is_some());
+            Ok(())
+        })
+        .unwrap();
+        let taken = c.write_blocking(|t| mail_token_take(t, "link-key")).unwrap();
+        assert_eq!(taken.map(|t| t.user_id), Some(id));
+    }
+
     #[test]
     fn a_schema_2_store_is_migrated_to_the_binary_layout() {
         // tests/data/store-v2.redb: written by examples/seed_store.rs of schema 2 (20 users,
@@ -899,16 +959,19 @@ mod tests {
         let (version, tables) = s
             .read_blocking(|t| Ok((meta_get(t, "schema_version")?, t.list_tables()?.map(|h| h.name().to_string()).collect::<Vec<_>>())))
             .unwrap();
-        assert_eq!(version.as_deref(), Some("3"));
+        assert_eq!(version, Some(SCHEMA_VERSION.to_string()));
         assert!(!tables.iter().any(|t| t == HISTORY_BY_ROOM_V2.name()), "{tables:?}");
         // Every record reads back as the JSON said.
         for u in &users {
+            // Compared as today's type reads the JSON (fields added since take their defaults).
             let got = s.read_blocking(|t| user_by_id(t, u["id"].as_str().unwrap())).unwrap().unwrap();
-            assert_eq!(serde_json::to_value(&got).unwrap(), *u);
+            let want: User = serde_json::from_value(u.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&want).unwrap());
         }
         for r in &rooms {
             let got = s.read_blocking(|t| room_get(t, r["name"].as_str().unwrap())).unwrap().unwrap();
-            assert_eq!(serde_json::to_value(&got).unwrap(), *r);
+            let want: Room = serde_json::from_value(r.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::to_value(&want).unwrap());
         }
         let mut by_room: std::collections::BTreeMap<String, Vec<HistoryEntry>> = Default::default();
         for e in &history {
@@ -937,7 +1000,77 @@ mod tests {
         let s = Store::open(&p).unwrap();
         assert_eq!(s.read_blocking(|t| count_history(t)).unwrap(), 61);
         let info = s.backup_to(&d.path().join("b.redb")).unwrap();
-        assert_eq!(info.schema_version, 3);
+        assert_eq!(info.schema_version, SCHEMA_VERSION);
+    }
+
+    /// tests/data/store-v3.redb: written by examples/store_fixture.rs of schema 3 (records as
+    /// JSON, with the meeting and sign-in tables). Every kind of record comes back after the
+    /// migration to the binary layout, and the indexes still find them.
+    #[test]
+    fn a_schema_3_store_is_migrated_with_every_record() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v3.redb");
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/store-v3.redb"), &p).unwrap();
+        assert_eq!(schema_of(&p).unwrap(), 3);
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.read_blocking(|t| meta_get(t, "schema_version")).unwrap(), Some(SCHEMA_VERSION.to_string()));
+        s.read_blocking(|t| {
+            let alice = user_by_name(t, "alice")?.expect("alice");
+            assert_eq!((alice.email.as_deref(), alice.email_verified, alice.sso_admin), (Some("alice@example.org"), true, false));
+            assert_eq!(alice.identities, [Identity { provider: "Corp".into(), issuer: "https://id.example.org".into(), subject: "alice-sub-1".into() }]);
+            assert_eq!(email_owner(t, "alice@example.org")?.as_deref(), Some(alice.id.as_str()));
+            let bob = user_by_name(t, "bob")?.expect("bob");
+            assert_eq!((bob.email.as_deref(), bob.email_verified, bob.session_epoch), (Some("bob@example.org"), false, 3));
+            assert!(user_by_name(t, "admin")?.expect("admin").is_admin());
+            let keys = passkeys_of(t, &alice.id)?;
+            assert_eq!(keys.len(), 1);
+            assert_eq!((keys[0].name.as_str(), keys[0].last_used_at), ("Laptop", Some(1_764_000_000_020)));
+            assert_eq!(serde_json::to_value(keys[0].passkey.cred_id()).unwrap().as_array().map(Vec::len), Some(64));
+            let room = room_get(t, "weekly-sync")?.expect("weekly-sync");
+            assert_eq!(
+                (room.settings.public, room.settings.max_participants, room.settings.allow_screen_share, room.settings.lobby, room.settings.stage),
+                (true, 8, false, true, true)
+            );
+            assert_eq!((room.locked, room.spotlight.as_deref(), room.owner_id.as_str()), (true, Some("alice"), alice.id.as_str()));
+            let board = room_get(t, "board-room")?.expect("board-room");
+            assert_eq!((board.locked, board.spotlight, board.settings), (false, None, RoomSettings::default()));
+            assert_eq!(moderators(t, "weekly-sync")?, [bob.id.clone()]);
+            let invites = invites_of_room(t, "weekly-sync")?;
+            assert_eq!(invites.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["inv-banned", "inv-mod", "inv-open"]);
+            let now = 1_764_000_001_000;
+            assert_eq!(invites.iter().map(|i| i.status(now)).collect::<Vec<_>>(), [InviteStatus::Banned, InviteStatus::Revoked, InviteStatus::Active]);
+            assert_eq!((invites[2].max_uses, invites[2].uses, invites[1].role), (Some(10), 2, InviteRole::Moderator));
+            let by_token = invite_by_token(t, "2222222222222222222222222222222222222222222222222222222222222222")?.expect("by token");
+            assert_eq!(by_token.id, "inv-mod");
+            let waiting = lobby_waiting(t, "weekly-sync")?;
+            assert_eq!(waiting.iter().map(|a| (a.identity.as_str(), a.guest, a.knocked_at)).collect::<Vec<_>>(), [("guest-waiting", true, 1_764_000_000_070)]);
+            let gm = attendee_get(t, "weekly-sync", "guest-mod")?.expect("guest-mod");
+            assert_eq!((gm.moderator, gm.speaker, gm.lobby, gm.invite.as_deref()), (true, true, Some(LobbyStatus::Admitted), Some("inv-mod")));
+            assert_eq!(attendees_of_room(t, "weekly-sync")?.len(), 3);
+            let bans = bans_of_room(t, "weekly-sync")?;
+            assert_eq!(bans.iter().map(|b| (b.identity.as_str(), b.name.as_str(), b.by.as_str(), b.invite.as_deref())).collect::<Vec<_>>(),
+                [("guest-banned", "Banned Guest", "alice", Some("inv-banned"))]);
+            let live = live_in_room(t, "weekly-sync")?;
+            assert_eq!(live.len(), 1);
+            assert_eq!((live[0].identity.as_str(), live[0].tracks.len(), live[0].tracks[0].muted), ("guest-mod", 1, true));
+            let hist = history_for_room(t, "weekly-sync", 10)?;
+            assert_eq!(hist.iter().map(|h| (h.identity.as_str(), h.left_at.is_some(), h.leave_reason.as_deref())).collect::<Vec<_>>(),
+                [("guest-mod", false, None), ("alice", true, Some("left"))]);
+            let hist = history_for_room(t, "board-room", 10)?;
+            assert_eq!(hist.iter().map(|h| (h.name.as_str(), h.left_at, h.leave_reason.as_deref())).collect::<Vec<_>>(),
+                [("bob", Some(1_764_000_000_210), Some("aborted"))]);
+            assert_eq!(room_sessions(t, "board-room")?[0].finished_at, Some(1_764_000_000_250));
+            assert!(event_seen(t, "EV_fixture1")?);
+            assert!(egress_get(t, "EG_fixture1")?.is_some());
+            assert!(session_get(t, "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8")?.is_some());
+            Ok(())
+        })
+        .unwrap();
+        let token = s.write_blocking(|t| mail_token_take(t, "d2a84f4b8b650937ec8f73cd8be2c74add5a911ba64df27458ed8229da804a26")).unwrap().expect("mail token");
+        assert_eq!((token.purpose, token.email.as_str(), token.epoch), (MailPurpose::Verify, "bob@example.org", 3));
+        // A backup copies every table of the migrated store.
+        let info = s.backup_to(&d.path().join("b.redb")).unwrap();
+        assert_eq!(info.schema_version, SCHEMA_VERSION);
     }
 
     #[test]

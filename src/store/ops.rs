@@ -93,6 +93,7 @@ pub fn delete_user(txn: &WriteTransaction, name: &str) -> Result<User, StoreErro
     let user = user_by_name_w(txn, name)?.ok_or(StoreError::NotFound("user"))?;
     txn.open_table(USERNAMES)?.remove(name)?;
     txn.open_table(USERS)?.remove(user.id.as_str())?;
+    forget_signin(txn, &user)?;
     let rooms: Vec<(String, u8)> = {
         let t = txn.open_table(ROOMS_BY_MEMBER)?;
         let mut v = Vec::new();
@@ -289,7 +290,8 @@ pub fn room_put(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
     index_public(txn, room)
 }
 
-/// Deletes a room with its moderators. Live presence and history stay as records.
+/// Deletes a room with its moderators, invites, attendees and bans. Live presence and history
+/// stay as records.
 pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
     let Some(room) = txn.open_table(ROOMS)?.remove(name)?.map(|v| decode::<Room>(v.value())) else {
         return Err(StoreError::NotFound("room"));
@@ -306,7 +308,8 @@ pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError>
     for id in &mods {
         members.remove((id.as_str(), name))?;
     }
-    Ok(())
+    drop(members);
+    meeting_forget_room(txn, name)
 }
 
 /// Rooms in name order, starting after `after`, at most `limit`.
@@ -378,7 +381,7 @@ pub fn moderator_remove(txn: &WriteTransaction, room: &str, user_id: &str) -> Re
 // ---- live participants and history --------------------------------------------------------
 
 /// Rows of a `(room, x)`-keyed table whose room is `room`, decoded.
-fn room_rows<T: Record>(
+pub(super) fn room_rows<T: Record>(
     t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     room: &str,
 ) -> Result<Vec<T>, StoreError> {
@@ -553,14 +556,19 @@ pub fn history_for_room(txn: &ReadTransaction, room: &str, limit: usize) -> Resu
     Ok(out)
 }
 
-/// Rewrites every record table's JSON values (schema 2 and older) in the binary layout;
+/// Rewrites every record table's JSON values (schema 3 and older) in the binary layout;
 /// returns how many rows. History has its own step, [`history_from_json`].
 pub(crate) fn records_from_json(txn: &WriteTransaction) -> Result<u64, StoreError> {
     Ok(reencode::<&str, User>(txn, USERS)?
         + reencode::<&str, Session>(txn, SESSIONS)?
         + reencode::<&str, Room>(txn, ROOMS)?
         + reencode::<(&str, &str), LiveParticipant>(txn, LIVE)?
-        + reencode::<(&str, &str), RoomSession>(txn, LK_ROOMS)?)
+        + reencode::<(&str, &str), RoomSession>(txn, LK_ROOMS)?
+        + reencode::<(&str, &str), PasskeyRecord>(txn, PASSKEYS)?
+        + reencode::<&str, MailToken>(txn, MAIL_TOKENS)?
+        + reencode::<(&str, &str), Invite>(txn, INVITES)?
+        + reencode::<(&str, &str), Attendee>(txn, ATTENDEES)?
+        + reencode::<(&str, &str), Ban>(txn, BANS)?)
 }
 
 fn reencode<K: redb::Key + 'static, T: serde::de::DeserializeOwned + Record>(
@@ -584,7 +592,7 @@ fn reencode<K: redb::Key + 'static, T: serde::de::DeserializeOwned + Record>(
     Ok(rows.len() as u64)
 }
 
-/// Rewrites the JSON history rows (schema 2 and older) in the binary layout, numbering their
+/// Rewrites the JSON history rows (schema 3 and older) in the binary layout, numbering their
 /// rooms and indexing them by room number, a chunk at a time; returns how many rows.
 pub(crate) fn history_from_json(txn: &WriteTransaction) -> Result<u64, StoreError> {
     const CHUNK: usize = 20_000;

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod daemon;
 pub mod external;
 pub mod participant;
+pub mod signin;
 pub mod tls;
 
 use std::net::TcpListener;
@@ -79,16 +80,26 @@ pub fn participant_script() -> PathBuf {
     repo_root().join("tests/py/participant.py")
 }
 
-/// A TCP port that was free on 127.0.0.1 a moment ago (and its UDP twin is checked too).
+/// A port free for TCP and UDP on 127.0.0.1, handed out once per test process. Taken below the
+/// kernel's ephemeral range (32768-60999), so that the outgoing connections of everything
+/// running meanwhile (clients, browsers, livekit-server itself) cannot take it between this
+/// check and the daemon's bind; each test process starts at its own offset.
 pub fn free_port() -> u16 {
-    for _ in 0..200 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = l.local_addr().expect("local addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() && port < 60000 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let seed = std::process::id().wrapping_mul(2_654_435_761) ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let _ = NEXT.compare_exchange(u32::MAX, seed % SPAN, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port found on 127.0.0.1");
+    panic!("no free port found on 127.0.0.1 between {FIRST} and {}", FIRST + SPAN);
 }
 
 /// Waits until `f` returns `Some`, checking every 50 ms, for at most `limit`.
