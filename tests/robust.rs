@@ -614,8 +614,10 @@ fn a_schema_3_store_with_meetings_and_sign_in_records_is_served_after_migration(
     assert_eq!(names(&bob), ["weekly-sync"]);
     let admin = d.login("admin", "fixture-admin-pw");
     assert_eq!(names(&admin), ["board-room", "weekly-sync"]);
-    let (_, v) = d.get("/api/admin/rooms/board-room/participants", Some(&admin));
-    assert_eq!(v["history"][0]["leaveReason"], "aborted", "{v}");
+    // The fixture's closed history rows (November 2025) are past the 90-day retention and go
+    // at startup; the room still answers.
+    let (s, v) = d.get("/api/admin/rooms/board-room/participants", Some(&admin));
+    assert_eq!(s, 200, "{v}");
     assert_eq!(d.stop(), Some(0));
 }
 
