@@ -1376,10 +1376,16 @@ export interface components {
         };
         NewInvite: {
             /**
+             * @description Also send the link to this address (needs `smtp.host`). If the mail cannot be sent,
+             *     no invite is made.
+             */
+            email?: string | null;
+            /**
              * Format: int64
              * @description Seconds from now; 0: never expires. Default 7 days.
              */
             expiresIn?: number | null;
+            lang?: components["schemas"]["Lang"] | null;
             /**
              * Format: int32
              * @description How many people may come in through it; absent: no limit.
@@ -1390,6 +1396,8 @@ export interface components {
         /** @description A new invite and its link, whose secret is shown this once. */
         NewInviteAnswer: {
             invite: components["schemas"]["InviteView"];
+            /** @description The address the link was mailed to, when one was asked for. */
+            mailedTo?: string | null;
             /** @description The link's path on this site. */
             path: string;
             /** @description The link's secret: only its hash is kept. */
@@ -4500,7 +4508,7 @@ export interface operations {
                     "application/json": components["schemas"]["NewInviteAnswer"];
                 };
             };
-            /** @description `invalid_invite`, `invalid_json`, `invalid_request` */
+            /** @description `invalid_invite`, `invalid_email`, `invalid_json`, `invalid_request` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4527,7 +4535,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `room_not_found` */
+            /** @description `room_not_found`; `mail_disabled`: an `email` was given and there is no `smtp.host` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4547,6 +4555,15 @@ export interface operations {
             };
             /** @description `unsupported_media_type` */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `mail_failed`: the relay's answer in the message; no invite was made */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
