@@ -1,9 +1,10 @@
 //! bedrud: the control plane of a self-hosted video-meeting service around LiveKit.
 //!
 //! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
-//! users and sessions, `rooms` the rooms, `http` serves the API, `livekit` talks to and
-//! supervises livekit-server, `systemd` speaks sd_notify, `daemon` wires them together and `cli`
-//! is the command line.
+//! users and sessions, `rooms` the rooms, `http` serves the API, `livekit` talks to LiveKit and
+//! configures livekit-server, `supervise` runs child processes (livekit-server and the
+//! recording's helpers), `systemd` speaks sd_notify, `daemon` wires them together and `cli` is
+//! the command line.
 
 pub mod accounts;
 pub mod auth;
@@ -17,4 +18,5 @@ pub mod livekit;
 pub mod logging;
 pub mod rooms;
 pub mod store;
+pub mod supervise;
 pub mod systemd;
