@@ -1,7 +1,7 @@
 //! bedrud: the control plane of a self-hosted video-meeting service around LiveKit.
 //!
 //! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
-//! users and sessions, `rooms` the rooms, `http` serves the API, `livekit` talks to LiveKit and
+//! users and sessions, `rooms` the rooms, `recording` records them, `http` serves the API, `livekit` talks to LiveKit and
 //! configures livekit-server, `supervise` runs child processes (livekit-server and the
 //! recording's helpers), `systemd` speaks sd_notify, `daemon` wires them together and `cli` is
 //! the command line.
@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod livekit;
 pub mod logging;
+pub mod recording;
 pub mod rooms;
 pub mod store;
 pub mod supervise;

@@ -34,6 +34,8 @@ async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Value>)
     } else {
         json!({ "lastSeen": null, "note": "no webhook seen yet; for an external LiveKit see `bedrud livekit webhook-config`" })
     };
+    // Recording is reported, but does not make bedrud unready: meetings work without it.
+    let recording = st.recorder.availability(&st.config(), &lk);
     let status = if not_ready.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
@@ -48,6 +50,7 @@ async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Value>)
                 "lastError": lk.last_error,
             },
             "webhook": webhook,
+            "recording": recording,
             "notReady": not_ready,
         })),
     )

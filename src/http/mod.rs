@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod extract;
 mod health;
+mod recordings;
 mod rooms;
 pub mod serve;
 mod webhook;
@@ -25,6 +26,7 @@ use crate::error::ApiError;
 use crate::livekit::client::RoomClient;
 use crate::livekit::status::StatusRx;
 use crate::livekit::ApiKeys;
+use crate::recording::Recorder;
 use crate::store::Store;
 
 pub use extract::{ClientAddr, Json};
@@ -40,6 +42,7 @@ pub struct AppState {
     /// Unix ms of the last valid webhook (0 = none yet).
     pub webhook_last_seen: AtomicU64,
     pub webhooks_applied: AtomicU64,
+    pub recorder: Arc<Recorder>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -50,12 +53,13 @@ impl AppState {
         Self {
             limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
             config: RwLock::new(config),
-            store,
+            store: store.clone(),
             keys,
             livekit,
-            client,
+            client: client.clone(),
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
+            recorder: Arc::new(Recorder::new(store.clone(), client.clone())),
         }
     }
 
@@ -81,6 +85,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
+        .merge(recordings::routes())
         .layer(DefaultBodyLimit::max(cfg.server.body_limit))
         // The webhook gets its own, larger body limit.
         .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))

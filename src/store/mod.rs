@@ -320,6 +320,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(EVENTS)?;
     txn.open_table(EGRESS)?;
     txn.open_table(TOMBSTONES)?;
+    crate::recording::record::create_tables(&txn)?;
     if found != Some(SCHEMA_VERSION) {
         let mut meta = txn.open_table(META)?;
         meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;

@@ -64,6 +64,9 @@ pub trait Spec: Send + Sync + Sized + 'static {
     fn ready_message(&self) -> Option<&str> {
         None
     }
+    /// Called after every exit of the child: clean up what it may have left outside its
+    /// process group (programs that start helpers in sessions of their own).
+    fn after_exit(&self) {}
 }
 
 /// What [`Spec::launch`] returns: the command line and what must live as long as the child.
@@ -306,6 +309,12 @@ impl ChildStatus {
                 self.state = st.clone();
             }
         }
+    }
+}
+
+impl<S, T: Observer<S>> Observer<S> for std::sync::Arc<T> {
+    fn event(&self, spec: &S, ev: Event<'_>) {
+        (**self).event(spec, ev);
     }
 }
 

@@ -282,6 +282,7 @@ impl<S: Spec, O: Observer<S>> Supervisor<S, O> {
     }
 
     fn clear_pid(&self) {
+        self.spec.after_exit();
         self.shared.pid.store(0, Ordering::SeqCst);
         *self.shared.temp_path.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.report(Event::Exited);
