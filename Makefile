@@ -1,5 +1,6 @@
 # bedrud — developer entry points. Every target builds what it needs.
-#   make run    build bedrud (and livekit-server if missing) and run the daemon on embedded defaults
+#   make run    build the web client, bedrud (and livekit-server if missing) and run the daemon
+#               on embedded defaults
 #   make test   every test, with a real livekit-server, real LiveKit clients and a real systemd
 #   make bench  benchmarks (prints figures, writes target/bench/results.json)
 #   make deb    the Debian package in target/debian/
@@ -9,14 +10,18 @@ CARGO ?= cargo
 LIVEKIT_VERSION ?= v1.13.5
 LIVEKIT_OLD_VERSION ?= v1.9.12
 
-.PHONY: all build release run test test-rust test-nix test-appliance bench deb livekit test-env clean
+.PHONY: all build release run test test-rust test-nix test-appliance bench deb livekit test-env web clean
 
 all: build
 
-build:
+# The web client (web/dist), embedded into the binary at compile time: build it first.
+web:
+	scripts/build-web
+
+build: web
 	$(CARGO) build
 
-release:
+release: web
 	$(CARGO) build --release
 
 livekit:
@@ -32,7 +37,7 @@ test-env:
 	scripts/install-livekit $(LIVEKIT_OLD_VERSION)
 	scripts/setup-test-env
 
-test-rust: test-env
+test-rust: test-env web
 	BEDRUD_TEST_LIVEKIT="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_LIVEKIT_OLD="$$(scripts/install-livekit $(LIVEKIT_OLD_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_PYTHON="$$(scripts/setup-test-env | tail -n 1)" \

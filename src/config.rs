@@ -252,14 +252,20 @@ impl Config {
         }
     }
 
-    /// URL handed to clients in join answers.
-    pub fn livekit_public_url(&self) -> String {
+    /// URL handed to clients in join answers: `livekit.host` when set; else LiveKit's port on
+    /// the host name the client used to reach bedrud (`request_host`, the request's `Host`
+    /// header), so that a browser elsewhere on the LAN is sent to an address it can reach;
+    /// else on `server.host`, else on 127.0.0.1.
+    pub fn livekit_public_url(&self, request_host: Option<&str>) -> String {
         if let Some(h) = &self.livekit.host {
             return h.clone();
         }
-        let host = self.server.host.as_deref().unwrap_or("127.0.0.1");
+        let host = request_host
+            .and_then(host_name)
+            .or_else(|| self.server.host.as_deref().map(|h| bracket_v6(h)))
+            .unwrap_or_else(|| "127.0.0.1".to_string());
         let scheme = if self.server.tls_enabled() { "wss" } else { "ws" };
-        format!("{scheme}://{}:{}", bracket_v6(host), self.livekit.port)
+        format!("{scheme}://{host}:{}", self.livekit.port)
     }
 
     /// URL bedrud itself uses for LiveKit's HTTP API and health checks.
@@ -284,6 +290,24 @@ impl Config {
         }
         serde_norway::to_string(&c).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+/// The host name of a `Host` header value (`name`, `name:port`, `[v6]:port`), if it is a
+/// plausible DNS name or IP address; IPv6 stays in brackets.
+fn host_name(header: &str) -> Option<String> {
+    let h = header.trim();
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        let v6 = &rest[..rest.find(']')?];
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        return Some(format!("[{v6}]"));
+    } else {
+        h.rsplit_once(':').map_or(h, |(n, _)| n)
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && !name.starts_with(['.', '-']);
+    ok.then(|| name.to_ascii_lowercase())
 }
 
 fn bracket_v6(host: &str) -> String {
@@ -900,6 +924,22 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = write(d.path(), name, text);
         load_with_env(Some(&p), &BTreeMap::new())
+    }
+
+    #[test]
+    fn livekit_url_follows_the_request_host() {
+        let mut c = Config::default();
+        assert_eq!(c.livekit_public_url(None), "ws://127.0.0.1:7880");
+        assert_eq!(c.livekit_public_url(Some("192.168.1.20:8090")), "ws://192.168.1.20:7880");
+        assert_eq!(c.livekit_public_url(Some("Meet.LAN")), "ws://meet.lan:7880");
+        assert_eq!(c.livekit_public_url(Some("[fe80::1]:8090")), "ws://[fe80::1]:7880");
+        // Not a host name: the configured default.
+        assert_eq!(c.livekit_public_url(Some("evil/x:80")), "ws://127.0.0.1:7880");
+        assert_eq!(c.livekit_public_url(Some("[zz]:1")), "ws://127.0.0.1:7880");
+        c.server.host = Some("::1".into());
+        assert_eq!(c.livekit_public_url(None), "ws://[::1]:7880");
+        c.livekit.host = Some("wss://lk.example.org".into());
+        assert_eq!(c.livekit_public_url(Some("10.0.0.2:8090")), "wss://lk.example.org");
     }
 
     #[test]

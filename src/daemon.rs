@@ -194,7 +194,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         }
         _ => None,
     };
-    let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone()));
+    let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone(), shutdown.clone()));
     let app = http::router(state.clone());
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(serve(listener, tls.clone(), app.clone(), shutdown.clone())));

@@ -414,3 +414,173 @@ fn generated_keys_persist_across_restarts() {
     livekit_api::access_token::TokenVerifier::with_api_key(&iss1, &secret).verify(tok).expect("same secret after restart");
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// A browser-like request: the session cookie (when given) and the page's Origin.
+fn browser(d: &Daemon, method: &str, path: &str, cookie: Option<&str>, origin: Option<&str>, body: Option<serde_json::Value>) -> reqwest::blocking::Response {
+    let c = common::daemon::http_client();
+    let mut req = c.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), d.url(path));
+    if let Some(k) = cookie {
+        req = req.header("cookie", format!("theme=dark; bedrud_session={k}"));
+    }
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().unwrap()
+}
+
+/// The session token a `Set-Cookie` answer carries ("" when it clears the cookie).
+fn session_from(resp: &reqwest::blocking::Response) -> Option<(String, String)> {
+    let v = resp.headers().get("set-cookie")?.to_str().ok()?.to_string();
+    let token = v.strip_prefix("bedrud_session=")?.split(';').next()?.to_string();
+    Some((token, v))
+}
+
+#[test]
+fn browser_sessions_live_in_a_cookie_and_other_sites_are_refused() {
+    let d = Daemon::start(Opts { auth: "  guestJoin: true\n".into(), ..Opts::default() });
+    let admin = d.admin();
+    d.create_user("carol", "carol-password", false);
+    let own = format!("http://127.0.0.1:{}", d.port);
+
+    // Sign-in for the web client: the session goes into an HttpOnly cookie, not the body.
+    let r = browser(&d, "POST", "/api/auth/login", None, Some(&own), Some(json!({"username": "carol", "password": "carol-password", "session": "cookie"})));
+    assert_eq!(r.status().as_u16(), 200);
+    let (cookie, header) = session_from(&r).expect("set-cookie");
+    assert!(header.contains("HttpOnly") && header.contains("SameSite=Lax") && header.contains("Path=/"), "{header}");
+    assert!(!header.contains("Secure"), "no Secure without TLS: {header}");
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(body.get("token").is_none(), "the token stays out of scripts' reach: {body}");
+    assert_eq!(body["user"]["username"], "carol");
+
+    // The cookie authenticates reads, and writes from bedrud's own pages.
+    let r = browser(&d, "GET", "/api/auth/me", Some(&cookie), None, None);
+    assert_eq!(r.status().as_u16(), 200);
+    let r = browser(&d, "POST", "/api/room/create", Some(&cookie), Some(&own), Some(json!({"name": "cookie-room"})));
+    assert_eq!(r.status().as_u16(), 201);
+
+    // Another site, or no Origin at all, cannot use the cookie to change anything.
+    for origin in [Some("http://evil.example"), Some("null"), Some(&format!("http://127.0.0.1:{}", d.port + 1)[..]), None] {
+        let r = browser(&d, "POST", "/api/room/create", Some(&cookie), origin, Some(json!({"name": "csrf-room"})));
+        assert_eq!(r.status().as_u16(), 403, "origin {origin:?}");
+        assert_eq!(r.json::<serde_json::Value>().unwrap()["error"]["code"], "csrf_rejected");
+        let r = browser(&d, "DELETE", "/api/room/cookie-room", Some(&cookie), origin, None);
+        assert_eq!(r.status().as_u16(), 403, "origin {origin:?}");
+    }
+    // Nothing changed.
+    assert_eq!(d.get("/api/room/csrf-room", Some(&admin)).0, 404);
+    assert_eq!(d.get("/api/room/cookie-room", Some(&admin)).0, 200);
+    // A sign-in posted from another site is refused too (login CSRF).
+    let r = browser(&d, "POST", "/api/auth/login", None, Some("http://evil.example"), Some(json!({"username": "carol", "password": "carol-password", "session": "cookie"})));
+    assert_eq!(r.status().as_u16(), 403);
+    // Bearer tokens are not ambient: API clients are unaffected by Origin.
+    let (s, _) = d.post("/api/room/create", Some(&admin), json!({"name": "bearer-room"}));
+    assert_eq!(s, 201);
+
+    // Password change through the cookie hands over a fresh cookie; the old one is void.
+    let r = browser(&d, "PUT", "/api/auth/password", Some(&cookie), Some(&own), Some(json!({"currentPassword": "carol-password", "newPassword": "carol-password-2"})));
+    assert_eq!(r.status().as_u16(), 200);
+    let (fresh, _) = session_from(&r).expect("fresh cookie");
+    assert!(r.json::<serde_json::Value>().unwrap().get("token").is_none());
+    assert_eq!(browser(&d, "GET", "/api/auth/me", Some(&cookie), None, None).status().as_u16(), 401);
+    assert_eq!(browser(&d, "GET", "/api/auth/me", Some(&fresh), None, None).status().as_u16(), 200);
+
+    // Sign-out ends the session and clears the cookie.
+    let r = browser(&d, "POST", "/api/auth/logout", Some(&fresh), Some(&own), None);
+    assert_eq!(r.status().as_u16(), 204);
+    let (cleared, header) = session_from(&r).expect("clearing cookie");
+    assert!(cleared.is_empty() && header.contains("Max-Age=0"), "{header}");
+    assert_eq!(browser(&d, "GET", "/api/auth/me", Some(&fresh), None, None).status().as_u16(), 401);
+
+    // A guest joining from the browser gets its session as a cookie and keeps its identity.
+    d.post("/api/room/create", Some(&admin), json!({"name": "open-door", "settings": {"public": true}}));
+    let r = browser(&d, "POST", "/api/room/join", None, Some(&own), Some(json!({"room": "open-door", "name": "Visitor", "session": "cookie"})));
+    assert_eq!(r.status().as_u16(), 200);
+    let (guest, _) = session_from(&r).expect("guest cookie");
+    let first: serde_json::Value = r.json().unwrap();
+    assert!(first.get("guestToken").is_none());
+    let r = browser(&d, "POST", "/api/room/join", Some(&guest), Some(&own), Some(json!({"room": "open-door", "session": "cookie"})));
+    let again: serde_json::Value = r.json().unwrap();
+    assert_eq!(again["identity"], first["identity"]);
+    assert_eq!(again["role"], "guest");
+}
+
+#[test]
+fn info_security_headers_web_client_and_livekit_url() {
+    let d = Daemon::start(Opts { auth: "  registration: true\n".into(), ..Opts::default() });
+    let (s, v) = d.get("/api/info", None);
+    assert_eq!((s, v["registration"].as_bool(), v["guestJoin"].as_bool()), (200, Some(true), Some(false)));
+
+    let c = common::daemon::http_client();
+    let r = c.get(d.url("/api/health")).send().unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+
+    // The page: `/` and client routes answer HTML with a CSP naming LiveKit; API paths stay JSON.
+    for path in ["/", "/r/team-sync", "/admin"] {
+        let r = c.get(d.url(path)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+        assert!(csp.contains(&format!("ws://127.0.0.1:{}", d.lk_port)), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+    let (s, v) = d.get("/api/no-such-thing", None);
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+
+    // When the client is built into this binary, its hashed assets are served compressed and
+    // cached for good.
+    let page = c.get(d.url("/")).send().unwrap().text().unwrap();
+    if let Some(asset) = page.split("src=\"").nth(1).and_then(|s| s.split('"').next()).filter(|s| s.starts_with("/assets/")) {
+        let r = c.get(d.url(asset)).header("accept-encoding", "br, gzip").send().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-type"], "text/javascript; charset=utf-8");
+        assert_eq!(r.headers()["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(r.headers()["content-encoding"], "br");
+    } else {
+        assert!(page.contains("npm run build"), "without a client the page says how to build it: {page}");
+    }
+
+    // The LiveKit URL of a join follows the host name the client used to reach bedrud.
+    let admin = d.admin();
+    d.post("/api/room/create", Some(&admin), json!({"name": "lan-room"}));
+    let r = c
+        .post(d.url("/api/room/join"))
+        .bearer_auth(&admin)
+        .header("host", format!("192.168.77.10:{}", d.port))
+        .json(&json!({"room": "lan-room"}))
+        .send()
+        .unwrap();
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v["url"], format!("ws://192.168.77.10:{}", d.lk_port));
+}
+
+#[test]
+fn admin_event_stream_sends_the_overview() {
+    use std::io::{BufRead, BufReader};
+    let d = daemon();
+    let admin = d.admin();
+    d.create_user("dave", "dave-password", false);
+    let dave = d.login("dave", "dave-password");
+    let c = common::daemon::http_client();
+    assert_eq!(c.get(d.url("/api/admin/events")).bearer_auth(&dave).send().unwrap().status().as_u16(), 403);
+    let r = c.get(d.url("/api/admin/events")).bearer_auth(&admin).send().unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut lines = BufReader::new(r).lines();
+    let mut events = Vec::new();
+    let started = std::time::Instant::now();
+    // The first overview at once, the next one within the period.
+    while events.len() < 2 && started.elapsed() < Duration::from_secs(20) {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(data) = line.strip_prefix("data: ") {
+            events.push(serde_json::from_str::<serde_json::Value>(data).unwrap());
+        }
+    }
+    assert_eq!(events.len(), 2, "two overview events");
+    assert_eq!(events[0]["livekit"]["state"], "ready");
+    assert_eq!(events[0]["livekit"]["mode"], "embedded");
+    assert_eq!(events[1]["users"], 2);
+}

@@ -1,10 +1,14 @@
 //! `/api/admin/*`: user management and the operator's view of LiveKit, rooms and participants.
 
+use std::convert::Infallible;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, put};
+use futures_util::Stream;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,6 +24,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/admin/users", get(list_users).post(create_user))
         .route("/api/admin/users/{name}", put(update_user).delete(delete_user))
         .route("/api/admin/overview", get(overview))
+        .route("/api/admin/events", get(events))
         .route("/api/admin/rooms", get(rooms))
         .route("/api/admin/rooms/{name}/participants", get(room_participants))
 }
@@ -68,6 +73,36 @@ async fn delete_user(State(st): State<SharedState>, _: AdminUser, Path(name): Pa
 }
 
 async fn overview(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(overview_of(&st).await?))
+}
+
+/// How often the event stream repeats the overview when nothing in LiveKit's state changed
+/// (counts and the last webhook move without a state change).
+const EVENTS_PERIOD: Duration = Duration::from_secs(5);
+
+/// `text/event-stream` of `overview` events (the same JSON as `GET /api/admin/overview`): at
+/// once, on every change of LiveKit's state, and every few seconds. Ends at shutdown.
+async fn events(State(st): State<SharedState>, _: AdminUser) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = st.livekit.clone();
+    let stream = futures_util::stream::unfold((st, rx, true), |(st, mut rx, first)| async move {
+        if !first {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return None },
+                _ = tokio::time::sleep(EVENTS_PERIOD) => {}
+                _ = st.shutdown.cancelled() => return None,
+            }
+        }
+        rx.mark_unchanged();
+        let event = match overview_of(&st).await {
+            Ok(v) => Event::default().event("overview").data(v.to_string()),
+            Err(e) => Event::default().event("error").data(json!({ "code": e.code, "message": e.message }).to_string()),
+        };
+        Some((Ok(event), (st, rx, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn overview_of(st: &SharedState) -> Result<Value, ApiError> {
     let lk = st.livekit.borrow().clone();
     let (users, rooms, live) = st
         .store
@@ -75,7 +110,7 @@ async fn overview(State(st): State<SharedState>, _: AdminUser) -> Result<axum::J
         .await?;
     let live_rooms: std::collections::BTreeSet<&str> = live.iter().map(|(r, _)| r.as_str()).collect();
     let last_seen = st.webhook_last_seen.load(Ordering::Relaxed);
-    Ok(axum::Json(json!({
+    Ok(json!({
         "livekit": {
             "mode": lk.mode,
             "version": lk.version,
@@ -94,7 +129,7 @@ async fn overview(State(st): State<SharedState>, _: AdminUser) -> Result<axum::J
         "liveParticipants": live.len(),
         "users": users,
         "rooms": rooms,
-    })))
+    }))
 }
 
 async fn rooms(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Value>, ApiError> {

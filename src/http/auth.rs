@@ -1,16 +1,18 @@
 //! `/api/auth/*`: registration (when open), login, logout, the caller's account, password change.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{AuthUser, ClientAddr, Json};
+use super::cookie::{clear_session, session_cookie, set_session, with_cookie, Delivery};
+use super::extract::{bearer, credential, resolve, AuthUser, Caller, ClientAddr, Json};
 use super::SharedState;
 use crate::accounts;
-use crate::auth::{dummy_hash, new_token, user_session};
+use crate::auth::{dummy_hash, new_token, token_key, user_session};
 use crate::error::ApiError;
 use crate::store::{self, Role, User};
 
@@ -30,6 +32,16 @@ struct Credentials {
     password: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+    /// `"cookie"`: the web client's sign-in; the session goes into the cookie, not the answer.
+    #[serde(default)]
+    session: Delivery,
+}
+
 async fn register(State(st): State<SharedState>, Json(c): Json<Credentials>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     if !st.config().auth.registration {
         return Err(ApiError::forbidden("registration is closed; ask an administrator for an account").with_code("registration_closed"));
@@ -38,16 +50,24 @@ async fn register(State(st): State<SharedState>, Json(c): Json<Credentials>) -> 
     Ok((StatusCode::CREATED, axum::Json(json!({ "user": user }))))
 }
 
-/// Issues a new session for `user` and returns the login answer.
-pub(super) async fn start_session(st: &SharedState, user: &User) -> Result<Value, ApiError> {
+/// Issues a new session for `user` and answers with it: the token in the body, or for the
+/// web client in the session cookie.
+pub(super) async fn start_session(st: &SharedState, user: &User, delivery: Delivery) -> Result<Response, ApiError> {
     let (token, key) = new_token();
-    let session = user_session(user, st.config().auth.session_ttl);
+    let cfg = st.config();
+    let session = user_session(user, cfg.auth.session_ttl);
     let expires_at = session.expires_at;
     st.store.write(move |txn| store::session_put(txn, &key, &session)).await?;
-    Ok(json!({ "token": token, "expiresAt": expires_at, "user": user.view() }))
+    Ok(match delivery {
+        Delivery::Token => axum::Json(json!({ "token": token, "expiresAt": expires_at, "user": user.view() })).into_response(),
+        Delivery::Cookie => with_cookie(
+            axum::Json(json!({ "expiresAt": expires_at, "user": user.view() })).into_response(),
+            set_session(&token, cfg.auth.session_ttl.as_secs(), cfg.server.tls_enabled()),
+        ),
+    })
 }
 
-async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(c): Json<Credentials>) -> Result<axum::Json<Value>, ApiError> {
+async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(c): Json<Login>) -> Result<Response, ApiError> {
     let ip = addr.map(|a| a.ip());
     let name = c.username.trim().to_ascii_lowercase();
     if let Some(wait) = st.limiter.check(&name, ip) {
@@ -72,13 +92,27 @@ async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json
         return Err(ApiError::forbidden("this account is disabled").with_code("user_disabled"));
     }
     st.limiter.succeeded(&name);
-    Ok(axum::Json(start_session(&st, &user).await?))
+    start_session(&st, &user, c.session).await
 }
 
-async fn logout(State(st): State<SharedState>, auth: AuthUser) -> Result<StatusCode, ApiError> {
-    let key = auth.token_key;
-    st.store.write(move |txn| store::session_delete(txn, &key)).await?;
-    Ok(StatusCode::NO_CONTENT)
+/// Ends the caller's session (a user's or a guest's) and removes the session cookie. A stale
+/// cookie is removed too: the browser is signed out either way.
+async fn logout(State(st): State<SharedState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let clear = |resp: Response| match (bearer(&headers), session_cookie(&headers)) {
+        (None, Some(_)) => with_cookie(resp, clear_session(st.config().server.tls_enabled())),
+        _ => resp,
+    };
+    let key = match resolve(&st, credential(&headers)).await {
+        Ok(Caller::User { token_key, .. }) => Some(token_key),
+        Ok(Caller::Guest { .. }) => credential(&headers).map(token_key),
+        Ok(Caller::Anonymous) => return Err(ApiError::unauthorized("not signed in")),
+        Err(_) if bearer(&headers).is_none() => return Ok(clear(StatusCode::NO_CONTENT.into_response())),
+        Err(e) => return Err(e),
+    };
+    if let Some(key) = key {
+        st.store.write(move |txn| store::session_delete(txn, &key)).await?;
+    }
+    Ok(clear(StatusCode::NO_CONTENT.into_response()))
 }
 
 async fn me(auth: AuthUser) -> axum::Json<Value> {
@@ -93,10 +127,11 @@ struct PasswordChange {
 }
 
 /// Changes the caller's password; every session ends and a fresh one is returned.
-async fn change_password(State(st): State<SharedState>, auth: AuthUser, Json(p): Json<PasswordChange>) -> Result<axum::Json<Value>, ApiError> {
+async fn change_password(State(st): State<SharedState>, auth: AuthUser, Json(p): Json<PasswordChange>) -> Result<Response, ApiError> {
     if !accounts::verify(p.current_password, auth.user.password_hash.clone()).await {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "current password is wrong"));
     }
     let user = accounts::set_password(&st.store, &auth.user.username, &p.new_password).await?;
-    Ok(axum::Json(start_session(&st, &user).await?))
+    let delivery = if auth.via_cookie { Delivery::Cookie } else { Delivery::Token };
+    start_session(&st, &user, delivery).await
 }

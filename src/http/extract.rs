@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use redb::ReadTransaction;
 use serde::de::DeserializeOwned;
 
+use super::cookie::session_cookie;
 use super::SharedState;
 use crate::auth::token_key;
 use crate::error::ApiError;
@@ -58,10 +59,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 }
 
 /// The bearer token of the request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?.trim();
     (!t.is_empty()).then_some(t)
+}
+
+/// The session token of the request: the bearer token, else the browser's session cookie.
+pub fn credential(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| session_cookie(headers))
 }
 
 /// Who is calling, as found from the bearer token.
@@ -112,15 +118,17 @@ pub fn caller_of(found: Option<(Session, Option<User>)>, key: String) -> Result<
 /// A signed-in user (401 otherwise).
 pub struct AuthUser {
     pub user: User,
-    pub token_key: String,
+    /// The session came in the browser's cookie (not a bearer token).
+    pub via_cookie: bool,
 }
 
 impl FromRequestParts<SharedState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        match resolve(state, bearer(parts)).await? {
-            Caller::User { user, token_key } => Ok(AuthUser { user, token_key }),
+        let via_cookie = bearer(&parts.headers).is_none();
+        match resolve(state, credential(&parts.headers)).await? {
+            Caller::User { user, .. } => Ok(AuthUser { user, via_cookie }),
             Caller::Guest { .. } => Err(ApiError::forbidden("guests cannot do this; sign in")),
             Caller::Anonymous => Err(ApiError::unauthorized("sign in first: send Authorization: Bearer <token>")),
         }
@@ -142,7 +150,7 @@ impl FromRequestParts<SharedState> for AdminUser {
     }
 }
 
-/// The store key of the bearer token, not looked up yet: for handlers that read the session
+/// The store key of the session token (bearer or cookie), not looked up yet: for handlers that read the session
 /// together with their own data in one transaction (then [`caller_of`] judges it).
 pub struct BearerKey(pub Option<String>);
 
@@ -150,7 +158,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerKey {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(BearerKey(bearer(parts).map(token_key)))
+        Ok(BearerKey(credential(&parts.headers).map(token_key)))
     }
 }
 
@@ -161,6 +169,6 @@ impl FromRequestParts<SharedState> for AnyCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        Ok(AnyCaller(resolve(state, bearer(parts)).await?))
+        Ok(AnyCaller(resolve(state, credential(&parts.headers)).await?))
     }
 }

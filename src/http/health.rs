@@ -1,5 +1,6 @@
-//! `/api/health` (the process answers) and `/api/ready` (it can do its job: store open and
-//! LiveKit healthy), each with a JSON body that says what is not ready.
+//! `/api/health` (the process answers), `/api/ready` (it can do its job: store open and
+//! LiveKit healthy), each with a JSON body that says what is not ready, and `/api/info` (what a
+//! sign-in page needs to know before anyone signs in).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,11 +12,24 @@ use super::SharedState;
 use crate::store;
 
 pub fn routes() -> Router<SharedState> {
-    Router::new().route("/api/health", get(health)).route("/api/ready", get(ready))
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/ready", get(ready))
+        .route("/api/info", get(info))
 }
 
 async fn health() -> axum::Json<Value> {
     axum::Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Public facts about this service: whether visitors may register or join as guests.
+async fn info(State(st): State<SharedState>) -> axum::Json<Value> {
+    let cfg = st.config();
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "registration": cfg.auth.registration,
+        "guestJoin": cfg.auth.guest_join,
+    }))
 }
 
 async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Value>) {

@@ -3,11 +3,13 @@
 
 mod admin;
 mod auth;
+mod cookie;
 mod extract;
 mod health;
 mod recordings;
 mod rooms;
 pub mod serve;
+pub mod ui;
 mod webhook;
 
 use std::sync::atomic::AtomicU64;
@@ -15,10 +17,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;
@@ -43,12 +47,14 @@ pub struct AppState {
     pub webhook_last_seen: AtomicU64,
     pub webhooks_applied: AtomicU64,
     pub recorder: Arc<Recorder>,
+    /// Cancelled at shutdown: long-lived answers (event streams) end with it.
+    pub shutdown: CancellationToken,
 }
 
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken) -> Self {
         let client = RoomClient::new(&config.livekit_internal_url(), keys.clone(), config.livekit.skip_tls_verify);
         Self {
             limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
@@ -60,6 +66,7 @@ impl AppState {
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
             recorder: Arc::new(Recorder::new(store.clone(), client.clone())),
+            shutdown,
         }
     }
 
@@ -76,7 +83,7 @@ impl AppState {
 /// Largest webhook body accepted (LiveKit's events carry room and participant info).
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
-/// The whole API.
+/// The whole API, and the web client for every other path.
 pub fn router(state: SharedState) -> Router {
     let cfg = state.config();
     let timeout = cfg.server.request_timeout;
@@ -89,14 +96,26 @@ pub fn router(state: SharedState) -> Router {
         .layer(DefaultBodyLimit::max(cfg.server.body_limit))
         // The webhook gets its own, larger body limit.
         .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))
-        .fallback(not_found)
+        .fallback(ui::fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(cookie::guard))
+        .layer(axum::middleware::from_fn(common_headers))
         .layer(axum::middleware::from_fn_with_state(timeout, request_timeout))
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such endpoint")
+/// Headers on every answer: no content sniffing, no referrer leaving bedrud's pages, and API
+/// answers (which carry personal data and tokens) never cached.
+async fn common_headers(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if api && !h.contains_key(CACHE_CONTROL) {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
 }
 
 async fn method_not_allowed() -> ApiError {

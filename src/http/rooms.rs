@@ -2,13 +2,16 @@
 //! list, and moderation through LiveKit (kick, mute, permissions).
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::header::HOST;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use livekit_protocol as proto;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::cookie::{set_session, with_cookie, Delivery};
 use super::extract::{caller_of, lookup_session, AnyCaller, AuthUser, BearerKey, Caller, Json};
 use super::SharedState;
 use crate::auth::{guest_session, new_token};
@@ -125,6 +128,9 @@ struct JoinRequest {
     room: String,
     #[serde(default)]
     name: Option<String>,
+    /// `"cookie"`: a new guest's session goes into the browser's cookie, not the answer.
+    #[serde(default)]
+    session: Delivery,
 }
 
 fn display_name(given: Option<&str>, fallback: &str) -> Result<String, ApiError> {
@@ -144,7 +150,7 @@ struct Joiner {
 }
 
 /// Checks that the caller may join and signs a LiveKit token for them.
-async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, body: Result<Json<JoinRequest>, ApiError>) -> Result<axum::Json<Value>, ApiError> {
+async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, headers: HeaderMap, body: Result<Json<JoinRequest>, ApiError>) -> Result<Response, ApiError> {
     let cfg = st.config();
     let req = match body {
         Ok(Json(r)) => r,
@@ -229,18 +235,26 @@ async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, body: Re
         .map_err(ApiError::internal)?;
     let mut answer = json!({
         "token": token,
-        "url": cfg.livekit_public_url(),
+        "url": cfg.livekit_public_url(headers.get(HOST).and_then(|h| h.to_str().ok())),
         "room": room.name,
         "identity": joiner.identity,
         "name": joiner.name,
         "role": joiner.role,
     });
-    if let Some((guest_token, key, session)) = joiner.new_guest {
-        st.store.write(move |txn| store::session_put(txn, &key, &session)).await?;
-        // Sent back as the bearer token, it keeps this guest's identity on the next join.
-        answer["guestToken"] = json!(guest_token);
-    }
-    Ok(axum::Json(answer))
+    let Some((guest_token, key, session)) = joiner.new_guest else { return Ok(axum::Json(answer).into_response()) };
+    st.store.write(move |txn| store::session_put(txn, &key, &session)).await?;
+    // Sent back as the bearer token (or kept in the cookie), it keeps this guest's identity on
+    // the next join.
+    Ok(match req.session {
+        Delivery::Token => {
+            answer["guestToken"] = json!(guest_token);
+            axum::Json(answer).into_response()
+        }
+        Delivery::Cookie => with_cookie(
+            axum::Json(answer).into_response(),
+            set_session(&guest_token, cfg.auth.session_ttl.as_secs(), cfg.server.tls_enabled()),
+        ),
+    })
 }
 
 /// The live participants, for the room's managers and for whoever is in it.

@@ -2,6 +2,7 @@
 //! install scripts, free loopback ports, and bounded waiting.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod daemon;
 pub mod external;
 pub mod participant;

@@ -1,0 +1,257 @@
+// Home: my rooms (owned, moderated, public), creating one, its settings and moderators,
+// deleting it, and its invite link.
+
+import { api, type Room, type RoomSettings } from "../api";
+import { field, h, replace } from "../dom";
+import { t } from "../i18n";
+import { icon } from "../icons";
+import { requireUser, session } from "../router";
+import { appFrame, busy, button, confirmDialog, copyText, dialog, errorText, formError, toast } from "../ui";
+
+export function inviteLink(room: string): string {
+  return `${location.origin}/r/${encodeURIComponent(room)}`;
+}
+
+function canManage(r: Room): boolean {
+  const u = session.user;
+  return !!u && (u.role === "admin" || r.owner === u.username || r.moderators.includes(u.username));
+}
+
+export function render(root: HTMLElement): void {
+  if (!requireUser()) return;
+  const me = session.user!;
+  const list = h("ul", { class: "room-grid", "aria-label": t("home.title") });
+  const moreBox = h("div", { class: "more" });
+  const rooms = new Map<string, Room>();
+  let next: string | null = null;
+
+  const name = h("input", { name: "room", autocomplete: "off", spellcheck: "false", autocapitalize: "none", placeholder: "team-sync", "aria-describedby": "room-hint" });
+  const err = formError();
+  const create = button(t("home.createSubmit"), { type: "submit", kind: "primary", icon: "plus" });
+  const form = h(
+    "form",
+    {
+      class: "create-room",
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        err.show(null);
+        void busy(create, async () => {
+          try {
+            const r = await api.rooms.create(name.value.trim());
+            rooms.set(r.name, r);
+            name.value = "";
+            draw();
+          } catch (e) {
+            err.show(errorText(e));
+            name.focus();
+          }
+        });
+      },
+    },
+    h("label", { for: "room-name", class: "sr-only" }, t("home.roomName")),
+    h("div", { class: "create-row" }, Object.assign(name, { id: "room-name" }), create),
+    h("p", { class: "hint", id: "room-hint" }, t("home.roomNameHint")),
+    err.el,
+  );
+  name.setAttribute("aria-label", t("home.roomName"));
+
+  function card(r: Room): HTMLElement {
+    const manage = canManage(r);
+    const mine = r.owner === me.username;
+    const badges = [
+      mine ? h("span", { class: "badge accent" }, t("home.owner")) : r.moderators.includes(me.username) ? h("span", { class: "badge" }, t("home.moderator")) : null,
+      h("span", { class: "badge subtle" }, icon(r.settings.public ? "globe" : "lock", "icon xs"), r.settings.public ? t("home.public") : t("home.private")),
+    ];
+    const live = r.liveParticipants > 0;
+    return h(
+      "li",
+      { class: "room-card", "aria-labelledby": `room-${r.name}` },
+      h(
+        "div",
+        { class: "room-head" },
+        h("div", { class: "room-avatar", "aria-hidden": "true" }, icon("video")),
+        h("div", { class: "room-title" }, h("h3", { id: `room-${r.name}` }, r.name), h("p", { class: "muted small" }, r.owner && !mine ? t("home.ownedBy", { owner: r.owner }) : "")),
+      ),
+      h("div", { class: "badges" }, badges),
+      h("p", { class: `live${live ? " on" : ""}` }, h("span", { class: "dot", "aria-hidden": "true" }), live ? t("home.live", { count: r.liveParticipants }) : t("home.idle")),
+      h(
+        "div",
+        { class: "room-actions" },
+        h("a", { class: "btn primary", href: `/r/${encodeURIComponent(r.name)}`, "data-link": true, "aria-label": t("home.joinRoom", { room: r.name }) }, icon("video"), h("span", null, t("home.join"))),
+        button(t("home.copyLink", { room: r.name }), {
+          icon: "link",
+          iconOnly: true,
+          kind: "ghost",
+          onclick: async () => {
+            const link = inviteLink(r.name);
+            if (await copyText(link)) toast(t("home.copied"));
+            else toast(t("home.copyFailed", { link }), "info");
+          },
+        }),
+        manage ? button(t("home.settings", { room: r.name }), { icon: "settings", iconOnly: true, kind: "ghost", onclick: () => openSettings(r) }) : null,
+        manage
+          ? button(t("home.delete", { room: r.name }), {
+              icon: "trash",
+              iconOnly: true,
+              kind: "ghost danger-text",
+              onclick: async () => {
+                if (!(await confirmDialog(t("home.deleteConfirm", { room: r.name }), t("common.delete")))) return;
+                try {
+                  await api.rooms.remove(r.name);
+                  rooms.delete(r.name);
+                  draw();
+                  toast(t("home.deleted", { room: r.name }));
+                } catch (e) {
+                  toast(errorText(e), "error");
+                }
+              },
+            })
+          : null,
+      ),
+    );
+  }
+
+  function draw(): void {
+    const sorted = [...rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
+    if (sorted.length === 0) {
+      replace(list, h("li", { class: "empty" }, h("div", { class: "empty-icon", "aria-hidden": "true" }, icon("door")), h("h3", null, t("home.empty")), h("p", { class: "muted" }, t("home.emptyText"))));
+    } else {
+      replace(list, sorted.map(card));
+    }
+    replace(moreBox, next ? button(t("home.more"), { kind: "secondary", onclick: () => void load() }) : null);
+  }
+
+  async function load(): Promise<void> {
+    try {
+      const page = await api.rooms.list(next ?? undefined);
+      for (const r of page.rooms) rooms.set(r.name, r);
+      next = page.next;
+      draw();
+    } catch (e) {
+      replace(list, h("li", { class: "empty" }, h("p", { role: "alert" }, errorText(e))));
+    }
+  }
+
+  function openSettings(r: Room): void {
+    const s: RoomSettings = { ...r.settings };
+    const toggle = (key: keyof RoomSettings, label: string, hint?: string) => {
+      const input = h("input", { type: "checkbox", role: "switch", checked: Boolean(s[key]), onchange: (e: Event) => ((s[key] as boolean) = (e.target as HTMLInputElement).checked) });
+      return h("label", { class: "switch-row" }, h("span", { class: "switch-text" }, h("span", null, label), hint ? h("span", { class: "hint" }, hint) : null), input);
+    };
+    const max = h("input", { type: "number", min: "0", max: "10000", value: String(s.maxParticipants), inputmode: "numeric" });
+    const err = formError();
+    const save = button(t("settings.save"), { type: "submit", kind: "primary" });
+    const mods = h("ul", { class: "mod-list" });
+    const modName = h("input", { autocomplete: "off", autocapitalize: "none", spellcheck: "false" });
+    const modErr = formError();
+    const drawMods = () =>
+      replace(
+        mods,
+        r.moderators.length === 0
+          ? h("li", { class: "muted small" }, t("settings.noModerators"))
+          : r.moderators.map((m) =>
+              h(
+                "li",
+                null,
+                h("span", { class: "avatar xs", "aria-hidden": "true" }, m.slice(0, 1).toUpperCase()),
+                h("span", null, m),
+                button(t("settings.removeModerator", { name: m }), {
+                  icon: "close",
+                  iconOnly: true,
+                  kind: "ghost",
+                  onclick: async () => {
+                    try {
+                      await api.rooms.removeModerator(r.name, m);
+                      r.moderators = r.moderators.filter((x) => x !== m);
+                      drawMods();
+                      draw();
+                    } catch (e) {
+                      modErr.show(errorText(e));
+                    }
+                  },
+                }),
+              ),
+            ),
+      );
+    drawMods();
+    const addMod = button(t("settings.addModerator"), { type: "submit", kind: "secondary", icon: "plus" });
+    const d = dialog(
+      `${t("settings.title")} · ${r.name}`,
+      [
+        h(
+          "form",
+          {
+            class: "form",
+            onsubmit: (e: Event) => {
+              e.preventDefault();
+              err.show(null);
+              void busy(save, async () => {
+                try {
+                  s.maxParticipants = Number(max.value) || 0;
+                  const updated = await api.rooms.update(r.name, s);
+                  rooms.set(updated.name, updated);
+                  draw();
+                  toast(t("settings.saved"));
+                  d.close();
+                } catch (e) {
+                  err.show(errorText(e));
+                }
+              });
+            },
+          },
+          toggle("public", t("settings.public"), t("settings.publicHint")),
+          h("fieldset", { class: "allow" }, h("legend", null, t("settings.allow")), toggle("allowAudio", t("settings.audio")), toggle("allowVideo", t("settings.video")), toggle("allowScreenShare", t("settings.screenShare")), toggle("allowChat", t("settings.chat"))),
+          field(t("settings.maxParticipants"), max, t("settings.maxHint")),
+          err.el,
+          h("div", { class: "actions" }, save),
+        ),
+        h("hr"),
+        h(
+          "section",
+          { class: "mods", "aria-labelledby": "mods-h" },
+          h("h3", { id: "mods-h" }, t("settings.moderators")),
+          h("p", { class: "hint" }, t("settings.moderatorsHint")),
+          mods,
+          h(
+            "form",
+            {
+              class: "inline-form",
+              onsubmit: (e: Event) => {
+                e.preventDefault();
+                modErr.show(null);
+                const who = modName.value.trim();
+                if (!who) return;
+                void busy(addMod, async () => {
+                  try {
+                    await api.rooms.addModerator(r.name, who);
+                    if (!r.moderators.includes(who)) r.moderators.push(who);
+                    modName.value = "";
+                    drawMods();
+                    draw();
+                  } catch (e) {
+                    modErr.show(errorText(e));
+                  }
+                });
+              },
+            },
+            field(t("settings.moderatorName"), modName),
+            addMod,
+          ),
+          modErr.el,
+        ),
+      ],
+      { wide: true },
+    );
+  }
+
+  root.append(
+    appFrame("home", [
+      h("div", { class: "page-head" }, h("div", null, h("h1", null, t("home.title")), h("p", { class: "muted" }, t("home.subtitle")))),
+      h("section", { class: "card create-card", "aria-labelledby": "create-h" }, h("h2", { id: "create-h" }, t("home.create")), form),
+      list,
+      moreBox,
+    ]),
+  );
+  replace(list, h("li", { class: "empty" }, h("p", { class: "muted" }, t("app.loading"))));
+  void load();
+}
