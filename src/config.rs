@@ -900,7 +900,7 @@ fn validate(c: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     if lk.health_failures == 0 {
         return Err(err("livekit.healthFailures", "must be at least 1"));
     }
-    crate::recording::config::validate(&c.recording, &c.redis, lk.is_external(), warnings).map_err(|p| {
+    crate::recording::config::validate(&c.recording, &c.redis, lk.is_external()).map_err(|p| {
         let e = err(p.key, p.message);
         match p.hint {
             Some(h) => e.hint(h),

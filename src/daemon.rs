@@ -281,7 +281,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
             tasks.push(supervisor::spawn_external_probe(config.clone(), status_tx.clone(), shutdown.clone()));
         }
     }
-    tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, shutdown.clone()));
+    tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, state.cluster.clone(), shutdown.clone()));
     tasks.push(spawn_maintenance(store.clone(), shutdown.clone()));
     if config.recording.enabled {
         tasks.push(recording::spawn_reconciler(state.recorder.clone(), config.livekit.reconcile_interval, shutdown.clone()));

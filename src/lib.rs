@@ -17,6 +17,7 @@ pub mod http;
 pub mod livekit;
 pub mod logging;
 pub mod recording;
+pub mod redis;
 pub mod rooms;
 pub mod store;
 pub mod supervise;

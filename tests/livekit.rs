@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::daemon::{eventually, webhook_auth, Daemon, Opts, API_KEY, API_SECRET};
+use common::daemon::{authorization_mismatches, eventually, webhook_auth, Daemon, Opts, API_KEY, API_SECRET};
 use common::external::External;
 use common::participant::Participant;
 use serde_json::{json, Value};
@@ -279,16 +279,8 @@ fn authorization_matrix() {
         ("GET", "/api/admin/rooms/matrix/participants", None, [200, 403, 403, 403, 403, 401]),
         ("DELETE", "/api/room/matrix", None, [204, 404, 404, 404, 403, 401]),
     ];
-    let mut failures = Vec::new();
-    for (method, path, body, expected) in &cases {
-        for (i, (who, tok)) in callers.iter().enumerate() {
-            // Deleting the room succeeds once; every later caller sees it gone (404) unless
-            // refused earlier in the chain (guest 403, anonymous 401).
-            let (s, v) = d.api(method, path, *tok, body.clone());
-            if s != expected[i] {
-                failures.push(format!("{method} {path} as {who}: {s} (expected {}) {v}", expected[i]));
-            }
-        }
-    }
+    // Deleting the room succeeds once; every later caller sees it gone (404) unless refused
+    // earlier in the chain (guest 403, anonymous 401).
+    let failures = authorization_mismatches(&d, &callers, &cases);
     assert!(failures.is_empty(), "authorization mismatches:\n{}", failures.join("\n"));
 }

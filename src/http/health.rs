@@ -50,6 +50,12 @@ async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Value>)
     };
     // Recording is reported, but does not make bedrud unready: meetings work without it.
     let recording = st.recorder.availability(&st.config(), &lk);
+    // A watched cluster's nodes, as the reconciler last read them.
+    let cluster = match st.cluster.latest() {
+        Some(Ok(v)) => json!({ "nodes": v.nodes }),
+        Some(Err(e)) => json!({ "error": e }),
+        None => Value::Null,
+    };
     let status = if not_ready.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
@@ -65,6 +71,7 @@ async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Value>)
             },
             "webhook": webhook,
             "recording": recording,
+            "cluster": cluster,
             "notReady": not_ready,
         })),
     )

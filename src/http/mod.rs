@@ -30,6 +30,8 @@ use crate::error::ApiError;
 use crate::livekit::client::RoomClient;
 use crate::livekit::status::StatusRx;
 use crate::livekit::ApiKeys;
+use crate::livekit::cluster::Cluster;
+use crate::livekit::configgen::RedisConn;
 use crate::recording::Recorder;
 use crate::store::Store;
 
@@ -47,6 +49,8 @@ pub struct AppState {
     pub webhook_last_seen: AtomicU64,
     pub webhooks_applied: AtomicU64,
     pub recorder: Arc<Recorder>,
+    /// LiveKit's node registry (external mode with `redis.address`).
+    pub cluster: Arc<Cluster>,
     /// Cancelled at shutdown: long-lived answers (event streams) end with it.
     pub shutdown: CancellationToken,
 }
@@ -56,6 +60,7 @@ pub type SharedState = Arc<AppState>;
 impl AppState {
     pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken) -> Self {
         let client = RoomClient::new(&config.livekit_internal_url(), keys.clone(), config.livekit.skip_tls_verify);
+        let cluster = Arc::new(Cluster::new(cluster_redis(&config)));
         Self {
             limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
             config: RwLock::new(config),
@@ -66,6 +71,7 @@ impl AppState {
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
             recorder: Arc::new(Recorder::new(store.clone(), client.clone())),
+            cluster,
             shutdown,
         }
     }
@@ -78,6 +84,12 @@ impl AppState {
     pub fn set_config(&self, c: Arc<Config>) {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = c;
     }
+}
+
+/// An external LiveKit's Redis, when given: its node registry is watched.
+fn cluster_redis(config: &Config) -> Option<RedisConn> {
+    let address = config.redis.address.clone().filter(|_| config.livekit.is_external())?;
+    Some(RedisConn { address, password: config.redis.password.clone() })
 }
 
 /// Largest webhook body accepted (LiveKit's events carry room and participant info).

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Level;
 
 use crate::config::Config;
@@ -147,7 +146,8 @@ impl Spec for RedisSpec {
     }
 
     fn probe(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + '_ {
-        redis_ping(self.port, &self.password)
+        let address = format!("127.0.0.1:{}", self.port);
+        async move { crate::redis::ping(&address, Some(&self.password), PROBE_TIMEOUT).await }
     }
 
     fn limits(&self) -> Limits {
@@ -170,33 +170,6 @@ impl Spec for RedisSpec {
     fn emit(&self) -> Emit {
         emit_redis
     }
-}
-
-/// `AUTH` and `PING` in RESP; `Ok` on `+PONG`.
-async fn redis_ping(port: u16, password: &str) -> Result<(), String> {
-    let work = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
-        let cmd = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n*1\r\n$4\r\nPING\r\n", password.len());
-        s.write_all(cmd.as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 256];
-        while !got.ends_with(b"+PONG\r\n") {
-            let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-            if got.starts_with(b"-") || got.len() > 4096 {
-                break;
-            }
-        }
-        if got.ends_with(b"+PONG\r\n") {
-            Ok(())
-        } else {
-            Err(format!("redis answered {:?}", String::from_utf8_lossy(&got).trim()))
-        }
-    };
-    tokio::time::timeout(PROBE_TIMEOUT, work).await.unwrap_or_else(|_| Err("no answer within 2 s".into()))
 }
 
 /// `1234:M 01 Dec 2026 15:41:18.123 * Ready to accept connections tcp`: `.`/`-` debug,

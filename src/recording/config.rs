@@ -73,8 +73,9 @@ impl std::fmt::Debug for S3Config {
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct RedisConfig {
-    /// `host:port` of an existing Redis. Unset with recording on in embedded mode: bedrud runs
-    /// redis-server itself on 127.0.0.1:`port`.
+    /// `host:port` of an existing Redis. Embedded mode: LiveKit and egress use it (unset with
+    /// recording on: bedrud runs redis-server itself on 127.0.0.1:`port`). External mode: the
+    /// cluster's Redis, read to tell which LiveKit nodes are alive.
     pub address: Option<String>,
     /// Password of that Redis (the embedded one gets a generated password).
     pub password: Option<String>,
@@ -133,7 +134,7 @@ fn problem(key: &'static str, message: impl Into<String>, hint: Option<&str>) ->
 }
 
 /// Checks `recording.*` and `redis.*`; `external` is LiveKit's mode.
-pub fn validate(rec: &RecordingConfig, redis: &RedisConfig, external: bool, warnings: &mut Vec<String>) -> Result<(), Problem> {
+pub fn validate(rec: &RecordingConfig, redis: &RedisConfig, external: bool) -> Result<(), Problem> {
     for (key, port) in [("recording.healthPort", rec.health_port), ("recording.templatePort", rec.template_port), ("redis.port", redis.port)] {
         if port == 0 {
             return Err(problem(key, "invalid value 0: a port must be 1-65535", None));
@@ -176,9 +177,6 @@ pub fn validate(rec: &RecordingConfig, redis: &RedisConfig, external: bool, warn
             "required for recording with an external LiveKit",
             Some("egress workers run elsewhere and cannot write into bedrud's directory: give them a bucket (recording.s3)"),
         ));
-    }
-    if external && redis.address.is_some() {
-        warnings.push("redis.address is not used in external mode: LiveKit and its egress workers are configured where they run".into());
     }
     Ok(())
 }

@@ -88,6 +88,10 @@ pub struct Recording {
     pub file: Option<String>,
     pub url: Option<String>,
     pub s3_key: Option<String>,
+    /// The object's URL as bedrud's storage settings name it (set when the worker uploads):
+    /// egress builds its own location text, which is wrong for path-style endpoints.
+    #[serde(default)]
+    pub upload_url: Option<String>,
     pub size: Option<u64>,
     pub duration_ms: Option<u64>,
     pub updated_at: u64,
@@ -112,6 +116,7 @@ impl Recording {
             file: None,
             url: None,
             s3_key: None,
+            upload_url: None,
             size: None,
             duration_ms: None,
             updated_at: now,
@@ -308,7 +313,7 @@ fn place_file(r: &mut Recording, location: &str) {
     let is_url = ["http://", "https://", "s3://", "gs://"].iter().any(|p| location.starts_with(p));
     match (&r.s3_key, is_url) {
         (None, false) => r.file = Some(location.to_string()),
-        (Some(_), true) => r.url = Some(location.to_string()),
+        (Some(_), true) => r.url = Some(r.upload_url.clone().unwrap_or_else(|| location.to_string())),
         (Some(_), false) => {
             r.status = Status::Failed;
             r.error = Some(format!(
@@ -406,9 +411,12 @@ mod tests {
         place_file(&mut r, "/home/egress/tmp/x.mp4");
         assert_eq!(r.status, Status::Failed);
         assert!(r.error.as_deref().unwrap().contains("local path"), "{r:?}");
+        // The worker's own location text is not trusted for uploads (egress v1.8.6 writes
+        // `https://bucket.http://host/key` for a path-style endpoint).
         let mut r = rec("team");
         r.s3_key = Some("k".into());
-        place_file(&mut r, "http://127.0.0.1:9000/bucket/k");
+        r.upload_url = Some("http://127.0.0.1:9000/bucket/k".into());
+        place_file(&mut r, "https://bucket.http://127.0.0.1:9000/k");
         assert_eq!((r.status, r.url.as_deref()), (Status::Starting, Some("http://127.0.0.1:9000/bucket/k")));
     }
 }

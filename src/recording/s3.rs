@@ -68,6 +68,12 @@ fn amz_date(unix: i64) -> String {
     format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
 }
 
+/// The plain URL of `key` in the bucket.
+pub fn object_url(cfg: &S3Config, key: &str) -> String {
+    let (scheme, host, path_prefix) = base(cfg);
+    format!("{scheme}://{host}{path_prefix}/{}", encode(key, true))
+}
+
 /// A URL that allows `method` on `key` for `expires`, signed at `now` (Unix seconds).
 pub fn presign(cfg: &S3Config, method: &str, key: &str, expires: Duration, now: i64) -> String {
     let (scheme, host, path_prefix) = base(cfg);
@@ -132,6 +138,7 @@ mod tests {
             ..Default::default()
         };
         let key = object_key(&cfg, "team sync", "rec_1.mp4");
+        assert_eq!(object_url(&cfg, &key), "http://127.0.0.1:9000/rec/recordings/team%20sync/rec_1.mp4");
         let url = presign(&cfg, "GET", &key, Duration::from_secs(60), 0);
         assert!(url.starts_with("http://127.0.0.1:9000/rec/recordings/team%20sync/rec_1.mp4?X-Amz-Algorithm="), "{url}");
         assert!(url.contains("X-Amz-Date=19700101T000000Z"), "{url}");

@@ -406,6 +406,8 @@ impl<S: Spec, O: Observer<S>> Supervisor<S, O> {
                 Ev::Exit(st) => {
                     run.reaped = true;
                     let status = describe_exit(st);
+                    // Helpers it left outside its group may hold its output open.
+                    self.spec.after_exit();
                     run.drain().await;
                     let last = run.output.last_line();
                     return End::Crashed(match last {
@@ -488,6 +490,7 @@ impl<S: Spec, O: Observer<S>> Supervisor<S, O> {
             }
         }
         run.sweep();
+        self.spec.after_exit();
         run.drain().await;
         drop(run);
         self.clear_pid();

@@ -9,6 +9,15 @@ use std::time::Duration;
 use super::daemon::{eventually, http_client, API_KEY, API_SECRET};
 use super::{free_port, livekit_binary};
 
+/// A livekit-server config on `ip` with (HTTP, ICE/TCP, UDP) `ports`, the test key pair, its
+/// webhook pointed at bedrud on `hook_port`, and `extra` YAML sections.
+pub fn node_config(ip: &str, ports: (u16, u16, u16), hook_port: u16, extra: &str) -> String {
+    let (port, tcp, udp) = ports;
+    format!(
+        "port: {port}\nbind_addresses: [{ip}]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nkeys:\n  {API_KEY}: {API_SECRET}\nwebhook:\n  api_key: {API_KEY}\n  urls: [\"http://127.0.0.1:{hook_port}/api/livekit/webhook\"]\n{extra}"
+    )
+}
+
 pub struct External {
     child: Option<Child>,
     pub port: u16,
@@ -21,13 +30,7 @@ impl External {
         let dir = tempfile::tempdir().unwrap();
         let (port, tcp, udp) = (free_port(), free_port(), free_port());
         let config = dir.path().join("livekit.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "port: {port}\nbind_addresses: [127.0.0.1]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nkeys:\n  {API_KEY}: {API_SECRET}\nwebhook:\n  api_key: {API_KEY}\n  urls: [\"http://127.0.0.1:{hook_port}/api/livekit/webhook\"]\nlogging:\n  level: warn\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, node_config("127.0.0.1", (port, tcp, udp), hook_port, "logging:\n  level: warn\n")).unwrap();
         let mut e = External { child: None, port, config, _dir: dir };
         e.spawn();
         e
