@@ -4,6 +4,7 @@
 #   make test   every test, with a real livekit-server, real LiveKit clients and a real systemd
 #   make bench  benchmarks (prints figures, writes target/bench/results.json)
 #   make deb    the Debian package in target/debian/
+#   make fuzz   coverage-guided fuzzers (cargo-fuzz, nightly), FUZZ_SECONDS per target
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -27,15 +28,18 @@ release: web
 livekit:
 	scripts/install-livekit $(LIVEKIT_VERSION)
 
-# Runs the daemon with no config file: embedded LiveKit, state in ./data.
+# Runs the daemon with no config file: embedded LiveKit, state in ./data. On a new install
+# the daemon logs a one-time /setup?token=... link that creates the first administrator.
 run: release
 	@lk="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)"; \
-	BEDRUD_LIVEKIT_BINARY="$$lk" exec target/release/bedrud run
+	echo "bedrud: open http://127.0.0.1:8090/ (first run: use the /setup?token=... link logged below)"; \
+	BEDRUD_LIVEKIT_BINARY="$$lk" exec "$$(scripts/target-dir)/release/bedrud" run
 
 test-env:
 	scripts/install-livekit $(LIVEKIT_VERSION)
 	scripts/install-livekit $(LIVEKIT_OLD_VERSION)
 	scripts/install-egress
+	scripts/install-pebble
 	scripts/setup-test-env
 	scripts/setup-s3-server
 
@@ -45,6 +49,7 @@ test-rust: test-env web
 	BEDRUD_TEST_PYTHON="$$(scripts/setup-test-env | tail -n 1)" \
 	BEDRUD_TEST_EGRESS="$$(scripts/install-egress | tail -n 1)" \
 	BEDRUD_TEST_S3_PYTHON="$$(scripts/setup-s3-server | tail -n 1)" \
+	BEDRUD_TEST_PEBBLE="$$(scripts/install-pebble | tail -n 1)" \
 	$(CARGO) test --release -- --test-threads=2
 
 test-appliance: deb
@@ -58,6 +63,9 @@ test: test-rust test-nix test-appliance
 
 bench: release
 	scripts/bench
+
+fuzz:
+	scripts/fuzz
 
 deb:
 	scripts/build-deb

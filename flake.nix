@@ -1,9 +1,11 @@
 {
   description = "bedrud: self-hosted video-meeting control plane around a LiveKit media server";
 
-  # nixos-unstable: a Rust new enough for Cargo.lock and a recent pkgs.livekit.
-  # flake.lock pins the revision.
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  # A release branch: a Rust new enough for Cargo.lock (rust-version in
+  # Cargo.toml) and pkgs.livekit >= 1.9. No flake.lock is committed (this tree
+  # is tested without nixpkgs); `nix flake lock` records the exact revision of
+  # the branch on first use, and `nix flake update` moves it.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
 
   outputs =
     { self, nixpkgs }:
@@ -18,8 +20,10 @@
       });
 
       # services.bedrud; its package defaults to the one built from this tree.
-      nixosModules.default = ./nix/module.nix;
-      nixosModules.bedrud = ./nix/module.nix;
+      # A module value, not a bare path: older Nix rejects a path here in
+      # `nix flake check`.
+      nixosModules.default = { imports = [ ./nix/module.nix ]; };
+      nixosModules.bedrud = self.nixosModules.default;
 
       checks = forAllSystems (pkgs: {
         package = self.packages.${pkgs.stdenv.hostPlatform.system}.default;

@@ -3,6 +3,7 @@
 //!
 //!   seed_store seed PATH [--users 100000] [--rooms 100000] [--history 1000000] [--batch 5000]
 //!   seed_store count PATH [--ids FILE]
+//!   seed_store compact PATH
 //!
 //! `seed` adds users `seed-user-NNNNNN` (all with one password hash: Argon2 per user would
 //! take longer than the benchmark), rooms `seed-room-NNNNNN` owned by them, and closed
@@ -46,8 +47,19 @@ fn main() {
     match cmd.as_str() {
         "seed" => seed(&store, users, rooms, history, batch),
         "count" => count(&store, ids),
-        _ => die("usage: seed_store seed|count PATH [options]"),
+        "compact" => compact(&store),
+        _ => die("usage: seed_store seed|count|compact PATH [options]"),
     }
+}
+
+/// Compacts the file as the daemon's upkeep does; prints the sizes before and after.
+fn compact(store: &Store) {
+    let before = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    let t0 = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| die(&e.to_string()));
+    rt.block_on(store.compact()).unwrap_or_else(|e| die(&e.to_string()));
+    let after = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+    println!("{}", json!({ "bytes_before": before, "bytes_after": after, "ms": t0.elapsed().as_millis() as u64 }));
 }
 
 fn seed(store: &Store, users: usize, rooms: usize, history: usize, batch: usize) {

@@ -44,8 +44,9 @@ let
   # Typed keys for what the module itself reads; any other bedrud key can be set
   # too (freeform), and bedrud rejects unknown ones at start.
   section =
-    options:
+    description: options:
     mkOption {
+      inherit description;
       type = types.submodule {
         freeformType = yaml.type;
         inherit options;
@@ -58,6 +59,8 @@ let
   optNull = type: opt (types.nullOr type) null;
 
   outsideStore = p: !(lib.hasPrefix builtins.storeDir (toString p));
+  hasSecret = cfg.credentials ? "livekit-api-secret" || (lk.apiSecretFile or null) != null;
+  acmeDir = if cfg.useACMEHost != null then config.security.acme.certs.${cfg.useACMEHost}.directory else null;
 in
 {
   options.services.bedrud = {
@@ -93,10 +96,14 @@ in
       type = types.submodule {
         freeformType = yaml.type;
         options = {
-          server = section {
+          server = section "The API listener: address, port, public host name, and TLS (own files or ACME)." {
             host = optNull types.str "Public DNS name (or IP) of this service: default client URLs, TURN domain, node IP.";
             bind = opt types.str "0.0.0.0" "Address the API listens on.";
             port = opt types.port 8090 "API port (443 works: the unit grants CAP_NET_BIND_SERVICE).";
+            trustedProxies = opt (types.listOf types.str) [ ] "Reverse proxies (addresses or CIDRs) whose Forwarded / X-Forwarded-For headers name the client; sign-in throttling counts that client.";
+            metricsAddress = optNull types.str "IP:port for Prometheus /metrics, e.g. 127.0.0.1:9090 (unauthenticated: keep it on loopback). Off when null.";
+            maxConnections = opt types.int 8192 "Open API connections at most.";
+            maxConnectionsPerAddress = opt types.int 256 "Open API connections from one client address at most.";
             tls = mkOption {
               type = types.nullOr (
                 types.submodule {
@@ -110,15 +117,38 @@ in
               default = null;
               description = "TLS for the API (and TURN/TLS in embedded mode).";
             };
+            acme = mkOption {
+              type = types.nullOr (
+                types.submodule {
+                  freeformType = yaml.type;
+                  options = {
+                    email = optNull types.str "Contact address given to the CA (expiry notices).";
+                    directoryUrl = opt types.str "https://acme-v02.api.letsencrypt.org/directory" "ACME directory of the CA.";
+                    domains = opt (types.listOf types.str) [ ] "Names on the certificate; empty: server.host.";
+                    caRoots = optNull types.str "PEM file of extra roots trusted for directoryUrl (a private CA).";
+                    challenge = opt (types.enum [ "tls-alpn-01" "http-01" ]) "tls-alpn-01" "tls-alpn-01 on server.port (reachable as 443) or http-01 on httpPort (reachable as 80).";
+                    httpPort = opt types.port 80 "Plain-HTTP port for http-01 (also redirects to HTTPS).";
+                  };
+                }
+              );
+              default = null;
+              description = ''
+                bedrud's own ACME: it obtains and renews the certificate (kept in
+                /var/lib/bedrud/acme), serves it without a restart and reuses it for
+                TURN/TLS. Alternatively use NixOS's security.acme with useACMEHost.
+              '';
+            };
           };
 
-          database = section {
+          database = section "Where the store (one redb file) lives." {
             # Explicit so that the operator's CLI, run without $STATE_DIRECTORY,
             # opens the service's store.
             path = opt types.str "/var/lib/bedrud/bedrud.redb" "The store (redb file).";
+            cacheSize = opt types.int 67108864 "redb's page cache in bytes.";
+            historyRetention = opt types.str "90days" "Participant history older than this is removed (then the file is compacted when worthwhile).";
           };
 
-          livekit = section {
+          livekit = section "LiveKit: embedded (bedrud runs livekit-server) or external, its keys, ports and addresses." {
             external = opt types.bool false "Use a LiveKit server run elsewhere instead of starting livekit-server as a child.";
             host = optNull types.str "URL clients connect to (ws:// or wss://); default ws(s)://<server.host>:<port>.";
             internalHost = optNull types.str "URL bedrud uses for LiveKit's API (http:// or https://); default http://127.0.0.1:<port>.";
@@ -135,12 +165,13 @@ in
             turnTlsPort = opt types.port 5349 "TURN over TLS (when bedrud serves TLS).";
           };
 
-          auth = section {
+          auth = section "Accounts: open registration, guests, sessions, login limits." {
             registration = opt types.bool false "Anyone may create an account.";
             guestJoin = opt types.bool false "People without an account may join public rooms.";
+            maxConcurrentHashes = optNull types.int "Password hashes (Argon2, ~19 MiB each) running at once; default the number of cores.";
           };
 
-          logging = section {
+          logging = section "Log level and format (journald under systemd)." {
             level = opt types.str "info" "trace, debug, info, warn, error, or a tracing filter.";
           };
         };
@@ -172,6 +203,20 @@ in
       '';
     };
 
+    useACMEHost = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "meet.example.org";
+      description = ''
+        Serve the certificate of security.acme.certs.<name> (obtained by NixOS's
+        own ACME client): sets server.tls.certFile to its fullchain.pem, hands
+        its key.pem over as the tls-key credential, adds the bedrud user to the
+        certificate's group, and reloads bedrud after each renewal (bedrud
+        re-reads the certificate on SIGHUP and restarts LiveKit for TURN/TLS
+        when the certificate changed). Not together with settings.server.acme.
+      '';
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -198,6 +243,24 @@ in
         message = "services.bedrud: an external LiveKit (settings.livekit.external) needs settings.livekit.apiKey and its secret (credentials.livekit-api-secret or environmentFile).";
       }
       {
+        # bedrud refuses to start with one and not the other, in either mode;
+        # an environmentFile may hold either, so it is trusted.
+        assertion = cfg.environmentFile != null || (lk.apiKey != null) == hasSecret;
+        message =
+          if lk.apiKey != null then
+            "services.bedrud: settings.livekit.apiKey is set but its secret is not: add credentials.livekit-api-secret (a root-only file), settings.livekit.apiSecretFile, or environmentFile with BEDRUD_LIVEKIT_API_SECRET."
+          else
+            "services.bedrud: a LiveKit API secret is given (credentials.livekit-api-secret or settings.livekit.apiSecretFile) without settings.livekit.apiKey: set the key that goes with it, or remove the secret to let embedded mode generate both.";
+      }
+      {
+        assertion = cfg.useACMEHost == null || cfg.settings.server.acme == null;
+        message = "services.bedrud: useACMEHost (NixOS's ACME) and settings.server.acme (bedrud's own) are both set; keep one.";
+      }
+      {
+        assertion = cfg.settings.server.acme == null || cfg.settings.server.host != null || cfg.settings.server.acme.domains != [ ];
+        message = "services.bedrud: settings.server.acme needs settings.server.host (or settings.server.acme.domains), the DNS name to obtain a certificate for.";
+      }
+      {
         assertion = (lk.udpPortRangeStart == null) == (lk.udpPortRangeEnd == null);
         message = "services.bedrud.settings.livekit: set both udpPortRangeStart and udpPortRangeEnd, or neither.";
       }
@@ -207,9 +270,19 @@ in
       mkDefault (lib.getExe' cfg.livekitPackage "livekit-server")
     );
 
+    # NixOS's ACME: its fullchain for the API (and TURN/TLS), its key as a
+    # credential (systemd reads it as root), a reload after each renewal.
+    services.bedrud.settings.server.tls = mkIf (cfg.useACMEHost != null) { certFile = "${acmeDir}/fullchain.pem"; };
+    services.bedrud.credentials = mkIf (cfg.useACMEHost != null) { tls-key = "${acmeDir}/key.pem"; };
+    security.acme.certs = mkIf (cfg.useACMEHost != null) {
+      ${cfg.useACMEHost}.reloadServices = [ "bedrud.service" ];
+    };
+
     users.users.bedrud = {
       isSystemUser = true;
       group = "bedrud";
+      # Reads fullchain.pem of security.acme's certificate (its directory is 0750).
+      extraGroups = optional (cfg.useACMEHost != null) config.security.acme.certs.${cfg.useACMEHost}.group;
       home = "/var/lib/bedrud";
       description = "bedrud video-meeting service";
     };
@@ -223,6 +296,7 @@ in
     networking.firewall = mkIf cfg.openFirewall {
       allowedTCPPorts =
         [ cfg.settings.server.port ]
+        ++ optional (cfg.settings.server.acme != null && cfg.settings.server.acme.challenge == "http-01") cfg.settings.server.acme.httpPort
         ++ optionals embedded ([ lk.port lk.tcpPort ] ++ optional tls lk.turnTlsPort);
       allowedUDPPorts = optionals embedded (
         optional (lk.udpPortRangeStart == null) lk.udpPort ++ optional tls lk.turnUdpPort
@@ -238,8 +312,8 @@ in
       documentation = [ "https://github.com/bedrud/bedrud" ];
       wantedBy = [ "multi-user.target" ];
       # LiveKit resolves its node IP from the outbound route at start.
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ] ++ optional (cfg.useACMEHost != null) "acme-finished-${cfg.useACMEHost}.target";
+      after = [ "network-online.target" ] ++ optional (cfg.useACMEHost != null) "acme-finished-${cfg.useACMEHost}.target";
       # A settings change is applied with SIGHUP, not a restart, which would end
       # every meeting (port changes need `systemctl restart bedrud`).
       reloadTriggers = [ configFile ];

@@ -59,6 +59,10 @@
         assert code in (200, 201) and join["token"].count(".") == 2, join
         assert join["room"] == "my-room" and join["url"].startswith("ws"), join
 
+    with subtest("bedrud doctor, as root, through the running daemon"):
+        out = machine.succeed("bedrud doctor")
+        assert "checked by the running daemon" in out and "ok    webhook" in out, out
+
     with subtest("reload keeps the process; stop leaves no livekit-server"):
         pid = machine.succeed("systemctl show -P MainPID bedrud").strip()
         machine.succeed("systemctl reload bedrud")

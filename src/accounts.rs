@@ -7,18 +7,45 @@ use crate::auth;
 use crate::error::ApiError;
 use crate::store::{self, Role, Store, StoreError, User, UserView};
 
-/// Hashes off the async runtime (Argon2 takes tens of milliseconds by design).
-pub async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(ApiError::internal)
+/// Argon2 runs at most this many at once (each takes ~19 MiB and a core for tens of ms).
+static HASH_SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+/// How long a password check waits for a slot before the request is answered 503.
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sets how many hashes may run at once (`auth.maxConcurrentHashes`); first call wins, and the
+/// default is the number of cores.
+pub fn limit_hashes(n: usize) {
+    let _ = HASH_SLOTS.set(tokio::sync::Semaphore::new(n.max(1)));
 }
 
-pub async fn verify(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
+/// The default of `auth.maxConcurrentHashes`: the number of cores.
+pub fn default_hash_slots() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+/// Runs an Argon2 job on the blocking pool once a slot is free; 503 + Retry-After when none
+/// frees up in time, so a burst of sign-ins cannot take every core and all memory.
+async fn hashing<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, ApiError> {
+    let slots = HASH_SLOTS.get_or_init(|| tokio::sync::Semaphore::new(default_hash_slots()));
+    let _permit = match tokio::time::timeout(HASH_WAIT, slots.acquire()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many sign-ins at once; try again shortly");
+            e.retry_after = Some(1);
+            return Err(e);
+        }
+    };
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Hashes off the async runtime (Argon2 takes tens of milliseconds by design).
+pub async fn hash(password: String) -> Result<String, ApiError> {
+    hashing(move || auth::hash_password(&password)).await?.map_err(ApiError::internal)
+}
+
+/// Checks a password against its hash; `Err` only when no hashing slot freed up in time.
+pub async fn verify(password: String, hash: String) -> Result<bool, ApiError> {
+    hashing(move || auth::verify_password(&password, &hash)).await
 }
 
 pub async fn create_user(store: &Store, username: &str, password: &str, role: Role) -> Result<UserView, ApiError> {

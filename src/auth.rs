@@ -1,5 +1,5 @@
 //! Accounts and sessions: Argon2id password hashes, opaque bearer tokens stored only as their
-//! SHA-256, and the limiter that answers repeated failed logins with 429.
+//! SHA-256, and the limiter that slows repeated failed sign-ins with 429.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -122,56 +122,113 @@ pub fn guest_session(ttl: Duration) -> Session {
     }
 }
 
-/// Counts failed logins per account and per client address within a window; after `max`
-/// failures further attempts are refused until the window has passed.
+/// Throttles failed sign-ins so that an attacker is slowed and the owner is not locked out.
+///
+/// Failures are counted per (account, client address) and per client address (IPv6 per /64).
+/// Past `max` failures of a pair (4 × `max` for an address) each further attempt from there
+/// waits a delay that doubles with every failure, up to `lockout`; attempts inside the delay
+/// are refused with 429 without checking the password. Nothing is counted per account alone,
+/// so a flood of wrong passwords from one place never refuses the right password from another.
 pub struct LoginLimiter {
     max: u32,
-    window: Duration,
-    entries: Mutex<HashMap<String, (u32, Instant)>>,
+    lockout: Duration,
+    entries: Mutex<HashMap<Key, Entry>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Pair(String, IpAddr),
+    Addr(IpAddr),
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    failures: u32,
+    last: Instant,
+}
+
+/// Entries kept at most; past this, idle ones are forgotten first.
+const LIMITER_CAPACITY: usize = 100_000;
+
+/// The address a limit applies to: IPv4 as is, IPv6 by its /64 (one host's usual share).
+fn limit_addr(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
 }
 
 impl LoginLimiter {
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self { max, window, entries: Mutex::new(HashMap::new()) }
+    pub fn new(max: u32, lockout: Duration) -> Self {
+        Self { max: max.max(1), lockout, entries: Mutex::new(HashMap::new()) }
     }
 
-    fn keys(user: &str, ip: Option<IpAddr>) -> [Option<String>; 2] {
-        [Some(format!("u:{user}")), ip.map(|ip| format!("ip:{ip}"))]
+    fn keys(&self, user: &str, ip: Option<IpAddr>) -> Vec<(Key, u32)> {
+        // No address is one address of its own (never the case for TCP clients).
+        let ip = limit_addr(ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)));
+        vec![(Key::Pair(user.to_string(), ip), self.max), (Key::Addr(ip), self.max.saturating_mul(4))]
     }
 
-    /// `Some(seconds to wait)` when this account or address is locked out.
+    /// How long a key past its threshold must wait after its last failure.
+    fn delay(&self, failures: u32, threshold: u32) -> Option<Duration> {
+        let over = failures.checked_sub(threshold)?;
+        let d = Duration::from_secs(1u64 << over.min(20));
+        Some(d.min(self.lockout))
+    }
+
+    /// `Some(seconds to wait)` when this account is throttled from this address.
     pub fn check(&self, user: &str, ip: Option<IpAddr>) -> Option<u64> {
         let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        Self::keys(user, ip)
+        self.keys(user, ip)
             .into_iter()
-            .flatten()
-            .filter_map(|k| map.get(&k).copied())
-            .filter(|(n, since)| *n >= self.max && now.duration_since(*since) < self.window)
-            .map(|(_, since)| (self.window - now.duration_since(since)).as_secs().max(1))
+            .filter_map(|(k, threshold)| {
+                let e = map.get(&k)?;
+                let until = e.last + self.delay(e.failures, threshold)?;
+                (until > now).then(|| (until - now).as_secs_f64().ceil() as u64)
+            })
             .max()
+            .map(|s| s.max(1))
     }
 
     pub fn failed(&self, user: &str, ip: Option<IpAddr>) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if map.len() > 100_000 {
-            let window = self.window;
-            map.retain(|_, (_, since)| now.duration_since(*since) < window);
-        }
-        for k in Self::keys(user, ip).into_iter().flatten() {
-            let e = map.entry(k).or_insert((0, now));
-            if now.duration_since(e.1) >= self.window {
-                *e = (0, now);
+        // An entry idle for four lockouts starts again from zero.
+        let forget = self.lockout * 4;
+        if map.len() >= LIMITER_CAPACITY {
+            map.retain(|_, e| now.duration_since(e.last) < forget);
+            if map.len() >= LIMITER_CAPACITY {
+                let max = self.max;
+                map.retain(|k, e| matches!(k, Key::Addr(_)) || e.failures >= max);
             }
-            e.0 += 1;
+        }
+        for (k, _) in self.keys(user, ip) {
+            let e = map.entry(k).or_insert(Entry { failures: 0, last: now });
+            if now.duration_since(e.last) >= forget {
+                e.failures = 0;
+            }
+            e.failures = e.failures.saturating_add(1);
+            e.last = now;
         }
     }
 
-    /// A successful login clears the account's count (not the address's).
-    pub fn succeeded(&self, user: &str) {
+    /// A successful sign-in clears the pair's count (not the address's).
+    pub fn succeeded(&self, user: &str, ip: Option<IpAddr>) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&format!("u:{user}"));
+        let ip = limit_addr(ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)));
+        map.remove(&Key::Pair(user.to_string(), ip));
+    }
+
+    /// Keys currently counted (for metrics).
+    pub fn tracked(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -189,16 +246,41 @@ mod tests {
     }
 
     #[test]
-    fn limiter_locks_account_and_address() {
+    fn limiter_throttles_pair_and_address_never_the_account_alone() {
         let l = LoginLimiter::new(3, Duration::from_secs(60));
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
         for _ in 0..3 {
-            assert!(l.check("alice", Some(ip)).is_none());
-            l.failed("alice", Some(ip));
+            assert!(l.check("alice", Some(a)).is_none());
+            l.failed("alice", Some(a));
         }
-        assert!(l.check("alice", None).is_some());
-        assert!(l.check("bob", Some(ip)).is_some(), "address is locked too");
-        assert!(l.check("bob", Some("127.0.0.2".parse().unwrap())).is_none());
+        assert!(l.check("alice", Some(a)).is_some(), "the pair waits");
+        assert!(l.check("alice", Some(b)).is_none(), "another address is not refused");
+        assert!(l.check("bob", Some(a)).is_none(), "the address is below its own threshold");
+        for i in 0..9 {
+            l.failed(&format!("u{i}"), Some(a));
+        }
+        assert!(l.check("bob", Some(a)).is_some(), "12 failures from one address throttle it");
+        assert!(l.check("alice", Some(b)).is_none());
+    }
+
+    #[test]
+    fn limiter_delay_doubles_up_to_lockout() {
+        let l = LoginLimiter::new(2, Duration::from_secs(10));
+        assert_eq!(l.delay(1, 2), None);
+        assert_eq!(l.delay(2, 2), Some(Duration::from_secs(1)));
+        assert_eq!(l.delay(4, 2), Some(Duration::from_secs(4)));
+        assert_eq!(l.delay(9, 2), Some(Duration::from_secs(10)));
+        assert_eq!(l.delay(u32::MAX, 2), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn ipv6_is_limited_per_64() {
+        let x: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let y: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(limit_addr(x), limit_addr(y));
+        let m: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(limit_addr(m), "10.1.2.3".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -45,6 +45,24 @@ pub enum Command {
     /// LiveKit configuration helpers.
     #[command(subcommand)]
     Livekit(LivekitCmd),
+    /// Check configuration and the live system against the known troubleshooting rows (through
+    /// the running daemon when there is one). Exit 0: nothing fails; 1: something fails; 2:
+    /// doctor could not run.
+    Doctor {
+        /// One JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a consistent copy of the database to FILE (works while the daemon runs).
+    Backup {
+        /// New file to write (must not exist).
+        file: PathBuf,
+    },
+    /// Replace the database with the backup FILE (the daemon must be stopped).
+    Restore {
+        /// A file written by `bedrud backup`.
+        file: PathBuf,
+    },
     /// Print the version.
     Version,
 }
@@ -113,6 +131,9 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let file = config::locate(cli.config.as_deref());
+    if let Command::Doctor { json } = cli.command {
+        return doctor(file, json);
+    }
     let loaded = match config::load(file.as_deref()) {
         Ok(l) => l,
         Err(e) => {
@@ -142,6 +163,76 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Exit status when doctor itself cannot run.
+pub const EXIT_DOCTOR_BROKEN: u8 = 2;
+
+/// `bedrud doctor`: through the running daemon's control socket when it answers, else from the
+/// configuration alone.
+fn doctor(file: Option<PathBuf>, json: bool) -> ExitCode {
+    let report = match config::load(file.as_deref()) {
+        Err(e) => crate::doctor::config_error(file, &e),
+        Ok(loaded) => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("bedrud: doctor cannot run: {e}");
+                    return ExitCode::from(EXIT_DOCTOR_BROKEN);
+                }
+            };
+            match rt.block_on(doctor_report(loaded)) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("bedrud: doctor cannot run: {e}");
+                    return ExitCode::from(EXIT_DOCTOR_BROKEN);
+                }
+            }
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("bedrud: {e}");
+                return ExitCode::from(EXIT_DOCTOR_BROKEN);
+            }
+        }
+    } else {
+        print!("{}", report.text());
+    }
+    ExitCode::from(report.exit_code())
+}
+
+async fn doctor_report(loaded: Loaded) -> Result<crate::doctor::Report, String> {
+    use crate::doctor::{Ctx, Finding, Report};
+    let sock = control::socket_path(&loaded.config.database_path());
+    let mut note = None;
+    if sock.exists() {
+        match control::call(&sock, "GET", "/v1/doctor", None).await {
+            Ok((status, v)) if status.is_success() => {
+                let mut r: Report = serde_json::from_value(v).map_err(|e| format!("the daemon's report is unreadable: {e}"))?;
+                for w in &loaded.warnings {
+                    r.checks.insert(1.min(r.checks.len()), Finding::warn("config", w.clone()).fix("see `bedrud config check`"));
+                }
+                return Ok(Report::new(r.config, true, r.checks));
+            }
+            Ok((status, v)) => return Err(format!("the running daemon answered {status}: {}", v["error"]["message"].as_str().unwrap_or(""))),
+            // A socket nobody answers on is left over from a daemon that was killed.
+            Err(e) if sock.metadata().is_ok() && e.contains("Connection refused") => {}
+            Err(e) => {
+                note = Some(Finding::warn("daemon", format!("{e}; checked from the configuration only"))
+                    .fix("run doctor as root or as the service user (runuser -u bedrud -- bedrud doctor)"));
+            }
+        }
+    }
+    let ctx = Ctx { config: std::sync::Arc::new(loaded.config), file: loaded.file, warnings: loaded.warnings, live: None, version: None };
+    let r = crate::doctor::run(ctx).await;
+    let mut checks = r.checks;
+    if let Some(n) = note {
+        checks.insert(0, n);
+    }
+    Ok(Report::new(r.config, false, checks))
 }
 
 fn fail(msg: &str) -> ExitCode {
@@ -282,9 +373,54 @@ async fn command(cmd: Command, loaded: &Loaded) -> Result<(), String> {
             print!("{}", configgen::webhook_config(cfg, &key, &public));
             Ok(())
         }
+        Command::Backup { file } => backup(&cfg.database_path(), &file).await,
+        Command::Restore { file } => restore(&cfg.database_path(), &file).await,
         Command::User(u) => user_command(u, &cfg.database_path()).await,
         Command::Room(r) => room_command(r, &cfg.database_path()).await,
-        Command::Run | Command::Config(_) | Command::Version => Ok(()),
+        Command::Run | Command::Config(_) | Command::Version | Command::Doctor { .. } => Ok(()),
+    }
+}
+
+async fn backup(db: &Path, file: &Path) -> Result<(), String> {
+    if file.exists() {
+        return Err(format!("{} already exists; choose a new file name", file.display()));
+    }
+    let info = match backend(db)? {
+        Backend::Local(store) => {
+            let dest = file.to_path_buf();
+            tokio::task::spawn_blocking(move || store.backup_to(&dest)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?
+        }
+        Backend::Daemon(sock) => {
+            // The daemon writes the copy next to its database and streams it here, so the file
+            // can go wherever the caller may write, whatever the daemon's sandbox allows.
+            let part = file.with_extension("part");
+            control::download(&sock, "/v1/backup", &part).await?;
+            std::fs::rename(&part, file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+            let schema_version = crate::store::schema_of(file).map_err(|e| e.to_string())?;
+            let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+            crate::store::BackupInfo { rows: 0, bytes, schema_version }
+        }
+    };
+    println!("backup written to {} ({} bytes, schema version {})", file.display(), info.bytes, info.schema_version);
+    Ok(())
+}
+
+async fn restore(db: &Path, file: &Path) -> Result<(), String> {
+    if !file.is_file() {
+        return Err(format!("{}: no such backup file", file.display()));
+    }
+    let (db, src) = (db.to_path_buf(), file.to_path_buf());
+    let r = tokio::task::spawn_blocking(move || crate::store::restore_from(&src, &db)).await.map_err(|e| e.to_string())?;
+    match r {
+        Ok(info) => {
+            println!("restored {} ({} users, rooms and history rows; schema version {})", file.display(), info.rows, info.schema_version);
+            Ok(())
+        }
+        Err(StoreError::InUse { path }) => Err(format!(
+            "the database {} is in use (is the daemon running?); stop it first (`systemctl stop bedrud`), then restore",
+            path.display()
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 

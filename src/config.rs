@@ -49,11 +49,25 @@ pub struct ServerConfig {
     /// Address the API listens on.
     pub bind: String,
     pub tls: Option<TlsConfig>,
+    /// Certificates obtained and renewed automatically (instead of `tls`).
+    pub acme: Option<AcmeConfig>,
     /// Largest accepted request body, in bytes (webhooks are allowed 1 MiB).
     pub body_limit: usize,
-    /// Per-request time limit.
+    /// Per-request time limit (covers reading the body).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Time a client may take to send its request headers (and a TLS handshake); also how long
+    /// a keep-alive connection may sit idle between requests.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Open API connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Open API connections from one client address at most.
+    pub max_connections_per_address: usize,
+    /// Reverse proxies (addresses or CIDRs) whose `Forwarded` / `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// `host:port` for Prometheus `/metrics` (off when unset; loopback recommended).
+    pub metrics_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -63,11 +77,57 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// `server.acme`: bedrud obtains and renews its HTTPS certificate itself (and reuses it for
+/// LiveKit's TURN/TLS). Certificates live in `<state>/acme/`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AcmeConfig {
+    /// Contact address given to the CA (expiry notices).
+    pub email: Option<String>,
+    /// The ACME directory (default Let's Encrypt).
+    pub directory_url: String,
+    /// Names on the certificate; default `[server.host]`.
+    pub domains: Vec<String>,
+    /// PEM file of extra roots trusted for `directoryUrl` (a private or test CA).
+    pub ca_roots: Option<PathBuf>,
+    /// `tls-alpn-01` (answered on the HTTPS port) or `http-01` (answered on `httpPort`).
+    pub challenge: String,
+    /// Port of the plain-HTTP listener for `http-01` (it also redirects other requests to HTTPS).
+    pub http_port: u16,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            email: None,
+            directory_url: LETS_ENCRYPT.into(),
+            domains: Vec::new(),
+            ca_roots: None,
+            challenge: "tls-alpn-01".into(),
+            http_port: 80,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DatabaseConfig {
     /// redb file; default `$STATE_DIRECTORY/bedrud.redb`, else `./data/bedrud.redb`.
     pub path: Option<PathBuf>,
+    /// redb's page cache, in bytes.
+    pub cache_size: usize,
+    /// Participant history older than this is removed in the background.
+    #[serde(with = "humantime_serde")]
+    pub history_retention: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { path: None, cache_size: 64 * 1024 * 1024, history_retention: Duration::from_secs(90 * 86_400) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -143,8 +203,11 @@ pub struct AuthConfig {
     pub session_ttl: Duration,
     /// Failed logins (per account and per client address) before 429.
     pub max_failed_logins: u32,
+    /// Longest delay between attempts once a client is throttled.
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// Argon2 password hashes run at most this many at once (default: the number of cores).
+    pub max_concurrent_hashes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -163,8 +226,14 @@ impl Default for ServerConfig {
             port: 8090,
             bind: "0.0.0.0".into(),
             tls: None,
+            acme: None,
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(15),
+            max_connections: 8192,
+            max_connections_per_address: 256,
+            trusted_proxies: Vec::new(),
+            metrics_address: None,
         }
     }
 }
@@ -213,6 +282,7 @@ impl Default for AuthConfig {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             max_failed_logins: 5,
             lockout: Duration::from_secs(300),
+            max_concurrent_hashes: None,
         }
     }
 }
@@ -224,9 +294,38 @@ impl Default for LoggingConfig {
 }
 
 impl ServerConfig {
+    /// bedrud serves HTTPS: with a certificate file, or one obtained through ACME.
     pub fn tls_enabled(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.cert_file.is_some())
+        self.tls.as_ref().is_some_and(|t| t.cert_file.is_some()) || self.acme.is_some()
     }
+
+    /// The names ACME asks for: `server.acme.domains`, else `server.host`.
+    pub fn acme_domains(&self) -> Vec<String> {
+        match &self.acme {
+            Some(a) if !a.domains.is_empty() => a.domains.clone(),
+            Some(_) => self.host.iter().map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `trustedProxies` parsed; entries that do not parse were refused by validation.
+    pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies.iter().filter_map(|p| parse_net(p).ok()).collect()
+    }
+
+    /// `metricsAddress` parsed (validated on load).
+    pub fn metrics_socket(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_address.as_deref().and_then(|a| a.parse().ok())
+    }
+}
+
+/// An address (a host route) or a CIDR.
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Ok(n.trunc());
+    }
+    s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from).map_err(|_| format!("{s:?} is not an IP address or CIDR"))
 }
 
 impl LivekitConfig {
@@ -250,6 +349,24 @@ impl Config {
             }
             None => PathBuf::from("data/bedrud.redb"),
         }
+    }
+
+    /// Where ACME keeps its account, certificate and status: `acme/` beside the database.
+    pub fn acme_dir(&self) -> PathBuf {
+        let db = self.database_path();
+        db.parent().map(|p| p.join("acme")).unwrap_or_else(|| PathBuf::from("acme"))
+    }
+
+    /// Certificate chain and key bedrud serves (and lends to TURN/TLS): `server.tls`, or the
+    /// ACME files once the first certificate was issued.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        if self.server.acme.is_some() {
+            let dir = self.acme_dir();
+            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+            return (cert.exists() && key.exists()).then_some((cert, key));
+        }
+        let t = self.server.tls.as_ref()?;
+        Some((t.cert_file.clone()?, t.key_file.clone()?))
     }
 
     /// URL handed to clients in join answers: `livekit.host` when set; else LiveKit's port on
@@ -595,6 +712,13 @@ fn collect_leaves(v: &serde_json::Value, prefix: String, out: &mut Vec<String>) 
                     out.push("server.tls.keyFile".into());
                     continue;
                 }
+                // So is `server.acme`.
+                if p == "server.acme" {
+                    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(AcmeConfig::default()) {
+                        out.extend(m.keys().map(|k| format!("server.acme.{k}")));
+                    }
+                    continue;
+                }
                 collect_leaves(v, p, out);
             }
         }
@@ -623,7 +747,16 @@ pub fn env_name(key: &str) -> String {
 }
 
 /// Environment variables that are not config keys but belong to bedrud.
-const ENV_NON_KEYS: [&str; 3] = ["BEDRUD_CONFIG", "BEDRUD_LOG", "BEDRUD_TEST_"];
+const ENV_NON_KEYS: [&str; 7] = [
+    "BEDRUD_CONFIG",
+    "BEDRUD_LOG",
+    "BEDRUD_TEST_",
+    // The project's scripts' caches and the test harness's.
+    "BEDRUD_LIVEKIT_CACHE",
+    "BEDRUD_PEBBLE_CACHE",
+    "BEDRUD_APPLIANCE_CACHE",
+    "BEDRUD_EGRESS_CACHE",
+];
 
 fn apply_env(
     config: &mut Config,
@@ -671,7 +804,7 @@ fn apply_env(
 }
 
 fn set_path(tree: &mut serde_json::Value, key: &str, raw: &str) {
-    if key == "livekit.interfaces" {
+    if key == "livekit.interfaces" || key == "server.acme.domains" {
         let list = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(serde_json::Value::from);
         return set_path_raw(tree, key, serde_json::Value::Array(list.collect()));
     }
@@ -804,6 +937,9 @@ fn validate(c: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(a) = &c.server.acme {
+        validate_acme(c, a, warnings)?;
+    }
     let lk = &c.livekit;
     if let (Some(x), Some(e)) = (lk.external, lk.embedded) {
         if x == e {
@@ -897,6 +1033,38 @@ fn validate(c: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     if c.auth.max_failed_logins == 0 {
         return Err(err("auth.maxFailedLogins", "must be at least 1"));
     }
+    if c.auth.max_concurrent_hashes == Some(0) {
+        return Err(err("auth.maxConcurrentHashes", "must be at least 1").hint("remove it to use the number of cores"));
+    }
+    for p in &c.server.trusted_proxies {
+        parse_net(p).map_err(|m| err("server.trustedProxies", m).hint("list addresses or CIDRs, e.g. [127.0.0.1, 10.0.0.0/8]"))?;
+    }
+    if let Some(a) = &c.server.metrics_address {
+        match a.parse::<std::net::SocketAddr>() {
+            Ok(sa) if !sa.ip().is_loopback() => warnings.push(format!(
+                "server.metricsAddress {a} is not a loopback address: anyone who reaches it can read the metrics"
+            )),
+            Ok(_) => {}
+            Err(_) => {
+                return Err(err("server.metricsAddress", format!("invalid value {a:?}: expected IP:port"))
+                    .hint("e.g. 127.0.0.1:9090"))
+            }
+        }
+    }
+    if c.server.max_connections == 0 || c.server.max_connections_per_address == 0 {
+        return Err(err("server.maxConnections", "server.maxConnections and server.maxConnectionsPerAddress must be at least 1"));
+    }
+    for (k, d) in [("server.headerTimeout", c.server.header_timeout), ("server.requestTimeout", c.server.request_timeout)] {
+        if d < Duration::from_millis(100) {
+            return Err(err(k, "must be at least 100ms"));
+        }
+    }
+    if c.database.cache_size < 1024 * 1024 {
+        return Err(err("database.cacheSize", "must be at least 1048576 (1 MiB)"));
+    }
+    if c.database.history_retention < Duration::from_secs(3600) {
+        return Err(err("database.historyRetention", "must be at least 1h"));
+    }
     if lk.health_failures == 0 {
         return Err(err("livekit.healthFailures", "must be at least 1"));
     }
@@ -910,9 +1078,80 @@ fn validate(c: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn validate_acme(c: &Config, a: &AcmeConfig, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    if c.server.tls.as_ref().is_some_and(|t| t.cert_file.is_some()) {
+        return Err(err("server.acme", "server.acme and server.tls.certFile are both set")
+            .hint("keep server.acme to have certificates obtained automatically, or server.tls for your own files"));
+    }
+    if !a.directory_url.starts_with("https://") {
+        return Err(err("server.acme.directoryUrl", format!("invalid value {:?}: must start with https://", a.directory_url))
+            .hint(format!("the ACME directory of your CA, e.g. {LETS_ENCRYPT}")));
+    }
+    let domains = c.server.acme_domains();
+    if domains.is_empty() {
+        return Err(err("server.acme.domains", "no name to ask a certificate for")
+            .hint("set server.host to this service's DNS name (or list the names in server.acme.domains)"));
+    }
+    for d in &domains {
+        if !crate::livekit::configgen::is_turn_domain(d) {
+            return Err(err("server.acme.domains", format!("{d:?} is not a DNS name a CA can issue for (it needs a dot and no IP)"))
+                .hint("use the public DNS name that points at this server, e.g. meet.example.org"));
+        }
+    }
+    if !matches!(a.challenge.as_str(), "tls-alpn-01" | "http-01") {
+        return Err(err("server.acme.challenge", format!("invalid value {:?}", a.challenge))
+            .hint("tls-alpn-01 (answered on server.port, which must be reachable as 443) or http-01 (answered on server.acme.httpPort, reachable as 80)"));
+    }
+    if a.http_port == 0 {
+        return Err(err("server.acme.httpPort", "invalid value 0: a port must be 1-65535"));
+    }
+    if a.challenge == "http-01" && a.http_port == c.server.port {
+        return Err(err("server.acme.httpPort", "must differ from server.port (which serves HTTPS)"));
+    }
+    if let Some(r) = &a.ca_roots {
+        if !r.exists() {
+            return Err(err("server.acme.caRoots", format!("{} does not exist", r.display())));
+        }
+    }
+    if let Some(e) = &a.email {
+        if !e.contains('@') || e.contains(char::is_whitespace) {
+            return Err(err("server.acme.email", format!("invalid value {e:?}: not an e-mail address")));
+        }
+    }
+    if let Some(h) = c.server.host.as_deref() {
+        if !domains.iter().any(|d| d.eq_ignore_ascii_case(h.trim_end_matches('.'))) {
+            warnings.push(format!(
+                "server.host {h:?} is not among server.acme.domains: browsers and TURN/TLS use server.host, which the certificate will not cover"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acme_settings() {
+        let l = load_text("c.yaml", "server:\n  host: meet.example.org\n  acme:\n    email: ops@example.org\n").unwrap();
+        let a = l.config.server.acme.clone().unwrap();
+        assert_eq!((a.directory_url.as_str(), a.challenge.as_str(), a.http_port), (LETS_ENCRYPT, "tls-alpn-01", 80));
+        assert_eq!(l.config.server.acme_domains(), vec!["meet.example.org".to_string()]);
+        assert!(l.config.server.tls_enabled());
+        let e = load_text("c.yaml", "server:\n  acme:\n    email: ops@example.org\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.acme.domains"), "{e}");
+        let e = load_text("c.yaml", "server:\n  host: 10.0.0.1\n  acme: {}\n").unwrap_err();
+        assert!(e.message.contains("not a DNS name"), "{e}");
+        let e = load_text("c.yaml", "server:\n  host: a.example\n  acme:\n    challenge: dns-01\n").unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("server.acme.challenge"), Some(4)), "{e}");
+        let e = load_text("c.yaml", "server:\n  host: a.example\n  acme:\n    directoryUrl: http://x/dir\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.acme.directoryUrl"), "{e}");
+        let mut env = BTreeMap::new();
+        env.insert("BEDRUD_SERVER_ACME_DOMAINS".to_string(), "a.example,b.example".to_string());
+        let l = load_with_env(None, &env).unwrap();
+        assert_eq!(l.config.server.acme_domains(), vec!["a.example".to_string(), "b.example".to_string()]);
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts;
 use crate::error::ApiError;
-use crate::http::Json;
+use crate::http::{Json, SharedState};
 use crate::livekit::ApiKeys;
 use crate::rooms;
 use crate::store::{Role, Store};
@@ -50,6 +50,8 @@ pub struct UserPatch {
 struct Ctl {
     store: Store,
     keys: ApiKeys,
+    /// The daemon's state, for `bedrud doctor`'s live checks.
+    app: Option<SharedState>,
 }
 
 impl axum::extract::FromRef<Ctl> for Store {
@@ -58,7 +60,7 @@ impl axum::extract::FromRef<Ctl> for Store {
     }
 }
 
-fn router(store: Store, keys: ApiKeys) -> Router {
+fn router(store: Store, keys: ApiKeys, app: Option<SharedState>) -> Router {
     Router::new()
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{name}", put(update_user).delete(delete_user))
@@ -66,12 +68,39 @@ fn router(store: Store, keys: ApiKeys) -> Router {
         .route("/v1/rooms", get(list_rooms))
         .route("/v1/rooms/{name}", get(show_room))
         .route("/v1/livekit/keys", get(livekit_keys))
-        .with_state(Ctl { store, keys })
+        .route("/v1/doctor", get(doctor))
+        .route("/v1/backup", get(backup))
+        .with_state(Ctl { store, keys, app })
+}
+
+/// A consistent copy of the store, made next to the database and streamed to the caller.
+async fn backup(State(s): State<Store>) -> Result<axum::response::Response, ApiError> {
+    let tmp = s.path().with_extension(format!("backup-{}.tmp", uuid::Uuid::new_v4()));
+    let t = tmp.clone();
+    let made = tokio::task::spawn_blocking(move || s.backup_to(&t)).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    let file = tokio::fs::File::open(&tmp).await.map_err(|e| ApiError::internal(e.to_string()));
+    // The open file stays readable after the name is gone.
+    let _ = std::fs::remove_file(&tmp);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file?));
+    Ok(axum::response::Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .map_err(|e| ApiError::internal(e.to_string()))?)
 }
 
 /// The LiveKit key pair in use (for `bedrud livekit print-config` while the daemon runs).
 async fn livekit_keys(State(c): State<Ctl>) -> axum::Json<Value> {
     axum::Json(json!({ "key": c.keys.key, "secret": c.keys.secret }))
+}
+
+/// `bedrud doctor` run by the daemon (the CLI prints the report).
+async fn doctor(State(c): State<Ctl>) -> Result<axum::Json<crate::doctor::Report>, ApiError> {
+    let app = c.app.ok_or_else(|| ApiError::internal("this control socket has no daemon state"))?;
+    Ok(axum::Json(crate::doctor::live(&app).await))
 }
 
 async fn list_users(State(s): State<Store>) -> Result<axum::Json<Value>, ApiError> {
@@ -108,7 +137,7 @@ async fn show_room(State(s): State<Store>, UrlPath(name): UrlPath<String>) -> Re
 }
 
 /// Binds the socket (replacing a stale one) and serves it until `shutdown`.
-pub fn serve(path: &Path, store: Store, keys: ApiKeys, shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn serve(path: &Path, store: Store, keys: ApiKeys, app: Option<SharedState>, shutdown: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use std::os::unix::fs::PermissionsExt;
     if path.exists() {
         // Only a daemon holding the database lock gets here, so a socket left behind is stale.
@@ -116,7 +145,7 @@ pub fn serve(path: &Path, store: Store, keys: ApiKeys, shutdown: CancellationTok
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let app = router(store, keys);
+    let app = router(store, keys, app);
     let owned = path.to_path_buf();
     Ok(tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
@@ -127,8 +156,8 @@ pub fn serve(path: &Path, store: Store, keys: ApiKeys, shutdown: CancellationTok
     }))
 }
 
-/// One request to a running daemon's control socket. Returns status and JSON body.
-pub async fn call(path: &Path, method: &str, uri: &str, body: Option<Value>) -> Result<(StatusCode, Value), String> {
+/// Sends one request to a running daemon's control socket; the answer's body is left to read.
+async fn send(path: &Path, method: &str, uri: &str, body: Option<Value>) -> Result<hyper::Response<hyper::body::Incoming>, String> {
     let stream = UnixStream::connect(path)
         .await
         .map_err(|e| format!("cannot reach the running daemon at {}: {e}", path.display()))?;
@@ -143,11 +172,45 @@ pub async fn call(path: &Path, method: &str, uri: &str, body: Option<Value>) -> 
         .header("content-type", "application/json")
         .body(http_body_util::Full::new(bytes_of(body)))
         .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    sender.send_request(req).await.map_err(|e| e.to_string())
+}
+
+/// One request to a running daemon's control socket. Returns status and JSON body.
+pub async fn call(path: &Path, method: &str, uri: &str, body: Option<Value>) -> Result<(StatusCode, Value), String> {
+    let resp = send(path, method, uri, body).await?;
     let status = resp.status();
     let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
     let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).map_err(|e| e.to_string())? };
     Ok((status, v))
+}
+
+/// Streams the body of a GET on the control socket into the new file `dest`.
+pub async fn download(path: &Path, uri: &str, dest: &Path) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let resp = send(path, "GET", uri, None).await?;
+    let status = resp.status();
+    let mut body = resp.into_body();
+    if !status.is_success() {
+        let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        return Err(format!("{} ({})", v["error"]["message"].as_str().unwrap_or("request failed"), v["error"]["code"].as_str().unwrap_or("")));
+    }
+    let write_err = |e: std::io::Error| format!("cannot write {}: {e}", dest.display());
+    let mut out = tokio::fs::OpenOptions::new().write(true).create_new(true).open(dest).await.map_err(write_err)?;
+    let r: Result<(), String> = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("the daemon stopped sending: {e}"))?;
+            if let Some(data) = frame.data_ref() {
+                out.write_all(data).await.map_err(write_err)?;
+            }
+        }
+        out.sync_all().await.map_err(write_err)
+    }
+    .await;
+    if r.is_err() {
+        let _ = tokio::fs::remove_file(dest).await;
+    }
+    r
 }
 
 fn bytes_of(body: Option<Value>) -> axum::body::Bytes {

@@ -61,6 +61,16 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found("not_found", format!("{what} not found")),
             StoreError::Conflict(m) => ApiError::conflict("conflict", m),
             StoreError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+            StoreError::WriteFailed { disk_full: true, .. } => {
+                let mut e = ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", "the server's disk is full; nothing was changed. Reading still works");
+                e.retry_after = Some(30);
+                e
+            }
+            StoreError::WriteFailed { message, .. } => {
+                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_read_only", format!("the database cannot write ({message}); nothing was changed. Reading still works"));
+                e.retry_after = Some(10);
+                e
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database could not complete the request")

@@ -123,30 +123,13 @@ pub async fn list(store: &Store, user: &User, after: Option<String>, limit: usiz
             let rooms = if user.is_admin() {
                 store::rooms_page(txn, after.as_deref(), limit)?
             } else {
-                let mods: std::collections::HashSet<String> = moderated_rooms(txn, &user.id)?;
-                store::rooms_filtered(txn, after.as_deref(), limit, |r| {
-                    r.settings.public || r.owner_id == user.id || mods.contains(&r.name)
-                })?
+                store::rooms_visible(txn, &user.id, after.as_deref(), limit)?
             };
             rooms.iter().map(|r| view(txn, r)).collect()
         })
         .await?)
 }
 
-fn moderated_rooms(txn: &redb::ReadTransaction, user_id: &str) -> Result<std::collections::HashSet<String>, StoreError> {
-    use redb::ReadableMultimapTable;
-    let t = txn.open_multimap_table(store::MODERATORS)?;
-    let mut out = std::collections::HashSet::new();
-    for row in t.iter()? {
-        let (room, ids) = row?;
-        for id in ids {
-            if id?.value() == user_id {
-                out.insert(room.value().to_string());
-            }
-        }
-    }
-    Ok(out)
-}
 
 pub async fn update_settings(store: &Store, name: &str, settings: RoomSettings) -> Result<Room, ApiError> {
     validate_settings(&settings)?;

@@ -133,3 +133,54 @@ fn sign_in_language_registration_password() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["room"]["owner"], "newcomer", "{v}");
 }
+
+/// What a meeting survives: an expired join token (the page joins again without an error), a
+/// microphone switched during the call, and livekit-server killed mid-call (the page says it is
+/// reconnecting, then media flows again through the restarted server).
+#[test]
+fn meeting_survives_expired_token_device_switch_and_livekit_restart() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    let admin = d.admin();
+    d.create_user("alma", "alma-password", false);
+    d.create_user("bruno", "bruno-password", false);
+    let (s, _) = d.post("/api/room/create", Some(&admin), json!({ "name": "weekly", "settings": { "public": true } }));
+    assert_eq!(s, 201);
+    let pid = d.livekit_pid(&admin);
+    let out = scenario(
+        "resilience",
+        &json!({
+            "url": d.url(""),
+            "users": [{ "username": "alma", "password": "alma-password" }, { "username": "bruno", "password": "bruno-password" }],
+            "room": "weekly",
+            "apiSecret": common::daemon::API_SECRET,
+            "livekitPid": pid,
+        }),
+        SECS(240),
+    );
+    assert_eq!(out["joins"], 2, "{out}");
+    assert_ne!(out["micBefore"], out["micAfter"], "{out}");
+    // bedrud restarted its child and the call goes on through it.
+    assert_ne!(d.livekit_pid(&admin), pid);
+    let m = &out["afterRestart"];
+    assert!(m["framesDecoded"][1].as_u64() > m["framesDecoded"][0].as_u64(), "{out}");
+    eventually(SECS(30), "both back in bedrud's participant list", || participants(&d, &admin, "weekly").len() == 2);
+}
+
+/// First run in the browser: the sign-in page says no administrator exists, the setup link
+/// from the log creates one and signs in as it, and the link is then used up.
+#[test]
+fn first_run_setup_page_creates_the_administrator() {
+    let d = Daemon::start(Opts::default());
+    check_client(&d);
+    let link = common::wait_for(SECS(10), "setup link in the log", || {
+        let log = d.log_text();
+        let i = log.rfind("/setup?token=")?;
+        Some(log[i..].split(|c: char| c.is_whitespace()).next()?.to_string())
+    });
+    let out = scenario("setup", &json!({ "url": d.url(""), "link": link, "admin": { "username": "chief", "password": "chief-password" } }), SECS(90));
+    assert_eq!(out["admin"], "chief");
+    assert_eq!(d.get("/api/setup", None).1["needed"], false);
+    let token = d.login("chief", "chief-password");
+    assert_eq!(d.get("/api/auth/me", Some(&token)).1["user"]["role"], "admin");
+}

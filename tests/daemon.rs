@@ -14,7 +14,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,7 +22,7 @@ use std::time::{Duration, Instant};
 use common::daemon::{eventually, http_client, Daemon, Opts, API_KEY, API_SECRET};
 use common::external::External;
 use common::participant::Participant;
-use common::{free_port, livekit_binary, pids_of, wait_for};
+use common::{free_port, livekit_binary, pids_of, tls, wait_for};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
@@ -767,7 +766,14 @@ fn json_logs_carry_livekit_lines_with_source_pid_and_level() {
         .unwrap_or_else(|| panic!("LiveKit's start line not forwarded:\n{log}"));
     assert_eq!(starting["level"], "INFO", "{starting}");
     assert_eq!(starting["fields"]["livekit_pid"].as_u64(), Some(pid as u64), "{starting}");
-    assert!(starting["fields"]["fields"].as_str().unwrap_or("").contains("portHttp"), "{starting}");
+    // LiveKit's own fields arrive as fields of their own, not as one escaped JSON string.
+    assert_eq!(starting["fields"]["portHttp"].as_u64(), Some(d.lk_port as u64), "{starting}");
+    assert_eq!(starting["fields"]["nodeIP"], "127.0.0.1", "{starting}");
+    assert!(starting["fields"].get("lk_fields").is_none(), "{starting}");
+    // Its per-request API lines (the reconciler's ListRooms after every start) are debug.
+    let api: Vec<&&Value> = lk.iter().filter(|v| v["fields"]["message"].as_str().is_some_and(|m| m.starts_with("API RoomService."))).collect();
+    assert!(!api.is_empty(), "no LiveKit API line at debug level:\n{log}");
+    assert!(api.iter().all(|v| v["level"] == "DEBUG"), "{api:?}");
     for v in &lk {
         eprintln!("livekit line: {} {}", v["level"].as_str().unwrap_or(""), v["fields"]["message"].as_str().unwrap_or(""));
     }
@@ -786,72 +792,11 @@ fn json_logs_carry_livekit_lines_with_source_pid_and_level() {
 /// plain `localhost` leaves TURN off with a warning); the clients find it through `resolve`.
 const TLS_HOST: &str = "meet.localhost";
 
-/// A self-signed certificate (not a CA) for `meet.localhost`, `localhost` and 127.0.0.1.
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key, cnf) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("openssl.cnf"));
-    std::fs::write(
-        &cnf,
-        format!(
-            "[req]\ndistinguished_name = dn\nx509_extensions = leaf\nprompt = no\n[dn]\nCN = {TLS_HOST}\n[leaf]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\nsubjectAltName = DNS:{TLS_HOST},DNS:localhost,IP:127.0.0.1\n"
-        ),
-    )
-    .unwrap();
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .arg("-config")
-        .arg(&cnf)
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed for the TLS test");
-    assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
-    (cert, key)
-}
-
-fn rustls_client_config(cert: &Path) -> rustls::ClientConfig {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
-
-/// An HTTPS client that trusts only `cert` and finds `meet.localhost` at 127.0.0.1:`port`.
-fn https_client(cert: &Path, port: u16) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured(rustls_client_config(cert))
-        .resolve(TLS_HOST, SocketAddr::from(([127, 0, 0, 1], port)))
-        .no_proxy()
-        .timeout(SECS(30))
-        .build()
-        .expect("https client")
-}
-
-/// A TLS handshake with `127.0.0.1:port` as `meet.localhost`, verified against `cert`.
-fn tls_handshake(cert: &Path, port: u16) -> Result<(), String> {
-    let name = rustls::pki_types::ServerName::try_from(TLS_HOST).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(rustls_client_config(cert)), name).map_err(|e| e.to_string())?;
-    let mut sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(SECS(10))).unwrap();
-    sock.set_write_timeout(Some(SECS(10))).unwrap();
-    while conn.is_handshaking() {
-        conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
 #[test]
 fn tls_api_with_turn_and_webhooks() {
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(certs.path());
+    let (cert, key) = tls::self_signed(certs.path(), TLS_HOST);
+    let roots = std::fs::read_to_string(&cert).unwrap();
     let (turn_udp, turn_tls) = (free_port(), free_port());
     let opts = || Opts {
         server_extra: format!("  host: {TLS_HOST}\n  tls:\n    certFile: {}\n    keyFile: {}\n", cert.display(), key.display()),
@@ -872,7 +817,7 @@ fn tls_api_with_turn_and_webhooks() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let spawned = Instant::now();
     let mut d = Daemon::start(opts());
-    let https = https_client(&cert, d.port);
+    let https = tls::https_client(&roots, TLS_HOST, d.port);
     let base = format!("https://{TLS_HOST}:{}", d.port);
     wait_for(SECS(60), "bedrud ready over https", || {
         if let Some(Ok(Some(st))) = d.child.as_mut().map(|c| c.try_wait()) {
@@ -915,7 +860,7 @@ fn tls_api_with_turn_and_webhooks() {
     }
     assert_eq!(running["turn"], printed["turn"]);
     // LiveKit's TURN/TLS listener presents the same certificate.
-    tls_handshake(&cert, turn_tls).unwrap_or_else(|e| panic!("TURN/TLS handshake on {turn_tls}: {e}"));
+    tls::peer_certificate(&roots, TLS_HOST, turn_tls).unwrap_or_else(|e| panic!("TURN/TLS handshake on {turn_tls}: {e}"));
 
     // Webhooks still arrive (over bedrud's loopback listener): a real participant is listed.
     d.create_user("admin", "admin-password", true);

@@ -89,6 +89,18 @@ fn probe(path: &Path) -> (Vec<String>, f64) {
     (kinds, duration)
 }
 
+/// The `bedrud doctor` finding of `check` with `status` whose text contains `needle`, from the
+/// running daemon (`GET /api/admin/doctor`); panics with the report.
+fn doctor_finding(d: &Daemon, admin: &str, check: &str, status: &str, needle: &str) -> Value {
+    let (s, r) = d.get("/api/admin/doctor", Some(admin));
+    assert_eq!(s, 200, "{r}");
+    r["checks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["check"] == check && c["status"] == status && c["found"].as_str().unwrap_or("").contains(needle)))
+        .cloned()
+        .unwrap_or_else(|| panic!("no `{status} {check}` finding containing {needle:?} in:\n{r:#}"))
+}
+
 /// A participant in `room` (joined through bedrud as the user of `token`) publishing a tone
 /// and a camera.
 fn publisher(d: &Daemon, token: &str, room: &str) -> Participant {
@@ -118,6 +130,12 @@ fn embedded_room_composite_recording_end_to_end() {
     let ready = wait_recording_available(&d);
     assert_eq!(ready["egress"]["state"], "ready", "{ready}");
     assert_eq!(ready["redis"]["state"], "ready", "{ready}");
+    // bedrud doctor sees the same helpers running.
+    doctor_finding(&d, &admin, "redis", "ok", "bedrud's redis-server is running");
+    doctor_finding(&d, &admin, "egress", "ok", "the egress worker is running");
+    doctor_finding(&d, &admin, "egress-tools", "ok", "chromium, Xvfb and pulseaudio");
+    doctor_finding(&d, &admin, "egress-runtime-dir", "ok", "leaves room");
+    doctor_finding(&d, &admin, "recording", "ok", "available");
 
     // Before anyone joined, LiveKit has no room to record.
     let (s, v) = d.post("/api/room/rec/recording/start", Some(&owner), json!({}));
@@ -331,6 +349,10 @@ fn recording_unavailable_says_why_and_changes_nothing() {
     let (s, v) = d.post("/api/room/quiet/recording/start", Some(&admin), json!({}));
     assert_eq!((s, v["error"]["code"].as_str()), (503, Some("recording_unavailable")), "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("scripts/install-egress"), "the fix is named: {v}");
+    let f = doctor_finding(&d, &admin, "egress", "fail", "egress");
+    assert!(f["fix"].as_str().unwrap_or("").contains("scripts/install-egress"), "{f}");
+    doctor_finding(&d, &admin, "redis", "ok", "bedrud's redis-server is running");
+    doctor_finding(&d, &admin, "recording", "fail", "egress");
     // LiveKit got the embedded Redis in its generated config.
     let generated = std::fs::read_to_string(&d.temp_configs()[0]).unwrap();
     assert!(generated.contains("redis:") && generated.contains("address: 127.0.0.1:"), "{generated}");
@@ -499,6 +521,8 @@ fn two_node_cluster_heals_within_one_period_when_a_node_dies() {
     let dead = view.iter().find(|(id, _, _)| id == &id_b).expect("dead node reported");
     assert!(!dead.1, "{view:?}");
     assert!(d.log_text().contains(&format!("LiveKit node {id_b} is down")), "the loss is logged");
+    doctor_finding(&d, &admin, "cluster", "warn", &format!("down: {id_b}"));
+    doctor_finding(&d, &admin, "redis", "ok", &format!("the cluster's Redis at {} answers PING", redis.address()));
     let (_, h) = d.get(&format!("/api/admin/rooms/{}/participants", on_b[0].0), Some(&admin));
     assert!(h.to_string().contains("node_lost"), "history says why: {h}");
 

@@ -27,6 +27,13 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/admin/events", get(events))
         .route("/api/admin/rooms", get(rooms))
         .route("/api/admin/rooms/{name}/participants", get(room_participants))
+        .route("/api/admin/doctor", get(doctor))
+        .route("/api/admin/metrics", get(metrics))
+}
+
+/// `bedrud doctor` run by the daemon itself: the same report as the CLI's `--json`.
+async fn doctor(State(st): State<SharedState>, _: AdminUser) -> axum::Json<crate::doctor::Report> {
+    axum::Json(crate::doctor::live(&st).await)
 }
 
 async fn list_users(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Value>, ApiError> {
@@ -132,26 +139,40 @@ async fn overview_of(st: &SharedState) -> Result<Value, ApiError> {
     }))
 }
 
-async fn rooms(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Value>, ApiError> {
-    let (rooms, live) = st
-        .store
-        .read(|txn| Ok((store::rooms_page(txn, None, usize::MAX)?, store::live_all(txn)?)))
-        .await?;
-    let mut counts = std::collections::HashMap::<&str, u32>::new();
-    for (r, _) in &live {
-        *counts.entry(r.as_str()).or_default() += 1;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// Every room with its live count; with `limit` (1-1000) one page in name order after `after`,
+/// read from the room table and the live index only for that page.
+async fn rooms(State(st): State<SharedState>, _: AdminUser, axum::extract::Query(p): axum::extract::Query<Page>) -> Result<axum::Json<Value>, ApiError> {
+    if p.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+        return Err(ApiError::bad_request("invalid_request", "limit must be 1-1000"));
     }
-    let list: Vec<Value> = rooms
+    let paged = p.limit.is_some();
+    let limit = p.limit.unwrap_or(usize::MAX);
+    let rows = st
+        .store
+        .read(move |txn| {
+            let rooms = store::rooms_page(txn, p.after.as_deref(), limit)?;
+            rooms.into_iter().map(|r| Ok((store::live_count(txn, &r.name, "")?, r))).collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await?;
+    let next = (paged && rows.len() == limit).then(|| rows.last().map(|(_, r)| r.name.clone())).flatten();
+    let list: Vec<Value> = rows
         .iter()
-        .map(|r| json!({
+        .map(|(live, r)| json!({
             "name": r.name,
             "ownerId": r.owner_id,
             "createdAt": r.created_at,
             "settings": r.settings,
-            "liveParticipants": counts.get(r.name.as_str()).copied().unwrap_or(0),
+            "liveParticipants": live,
         }))
         .collect();
-    Ok(axum::Json(json!({ "rooms": list })))
+    Ok(axum::Json(json!({ "rooms": list, "next": next })))
 }
 
 async fn room_participants(State(st): State<SharedState>, _: AdminUser, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
@@ -163,4 +184,9 @@ async fn room_participants(State(st): State<SharedState>, _: AdminUser, Path(nam
         })
         .await?;
     Ok(axum::Json(json!({ "participants": live, "history": history })))
+}
+
+/// The Prometheus exposition, for admins (the same as `/metrics` on `server.metricsAddress`).
+async fn metrics(State(st): State<SharedState>, _: AdminUser) -> axum::response::Response {
+    crate::metrics::response(&st)
 }

@@ -79,7 +79,7 @@ async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json
     let user = st.store.read(move |txn| store::user_by_name(txn, &n)).await?;
     // Verify against a dummy hash for unknown users so timing does not reveal which names exist.
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| dummy_hash().to_string());
-    let ok = accounts::verify(c.password, hash).await;
+    let ok = accounts::verify(c.password, hash).await?;
     let user = match user {
         Some(u) if ok => u,
         _ => {
@@ -91,7 +91,7 @@ async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json
     if user.disabled {
         return Err(ApiError::forbidden("this account is disabled").with_code("user_disabled"));
     }
-    st.limiter.succeeded(&name);
+    st.limiter.succeeded(&name, ip);
     start_session(&st, &user, c.session).await
 }
 
@@ -128,7 +128,7 @@ struct PasswordChange {
 
 /// Changes the caller's password; every session ends and a fresh one is returned.
 async fn change_password(State(st): State<SharedState>, auth: AuthUser, Json(p): Json<PasswordChange>) -> Result<Response, ApiError> {
-    if !accounts::verify(p.current_password, auth.user.password_hash.clone()).await {
+    if !accounts::verify(p.current_password, auth.user.password_hash.clone()).await? {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "current password is wrong"));
     }
     let user = accounts::set_password(&st.store, &auth.user.username, &p.new_password).await?;

@@ -37,8 +37,11 @@ async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Value>)
     let lk = st.livekit.borrow().clone();
     let last_seen = st.webhook_last_seen.load(std::sync::atomic::Ordering::Relaxed);
     let mut not_ready = Vec::new();
+    let write_failure = st.store.write_failure();
     if let Err(e) = &store_ok {
         not_ready.push(format!("store: {e}"));
+    } else if let Some(f) = &write_failure {
+        not_ready.push(format!("store: cannot write: {}", if f.disk_full { "disk full".to_string() } else { f.message.clone() }));
     }
     if !lk.is_ready() {
         not_ready.push(format!("livekit: {}", lk.state));
@@ -61,7 +64,11 @@ async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Value>)
         status,
         axum::Json(json!({
             "ready": not_ready.is_empty(),
-            "store": if store_ok.is_ok() { "ok" } else { "error" },
+            "store": match (&store_ok, &write_failure) {
+                (Err(_), _) => "error",
+                (Ok(_), Some(_)) => "read-only",
+                (Ok(_), None) => "ok",
+            },
             "livekit": {
                 "mode": lk.mode,
                 "state": lk.state.to_string(),

@@ -3,17 +3,20 @@
 
 mod admin;
 mod auth;
+mod client;
 mod cookie;
 mod extract;
 mod health;
 mod recordings;
 mod rooms;
 pub mod serve;
+mod setup;
 pub mod ui;
 mod webhook;
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -51,8 +54,28 @@ pub struct AppState {
     pub recorder: Arc<Recorder>,
     /// LiveKit's node registry (external mode with `redis.address`).
     pub cluster: Arc<Cluster>,
+    /// Open API connections (shared with the accept loops).
+    pub connections: Arc<serve::Connections>,
+    /// `server.trustedProxies`, parsed (replaced on reload).
+    proxies: RwLock<Arc<Vec<ipnet::IpNet>>>,
     /// Cancelled at shutdown: long-lived answers (event streams) end with it.
     pub shutdown: CancellationToken,
+    /// Request counters and latencies for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    /// Every applied webhook as (event, room name): `bedrud doctor` watches for its probe room.
+    pub webhook_events: tokio::sync::broadcast::Sender<(String, String)>,
+    /// What the daemon set up around the API (set once at start).
+    pub runtime: OnceLock<Runtime>,
+}
+
+/// Facts of the running daemon that handlers and `bedrud doctor` need.
+pub struct Runtime {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// ACME, when `server.acme` is set.
+    pub acme: Option<Arc<crate::acme::Acme>>,
+    /// The configuration file (`None`: built-in defaults).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -63,6 +86,8 @@ impl AppState {
         let cluster = Arc::new(Cluster::new(cluster_redis(&config)));
         Self {
             limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
+            proxies: RwLock::new(Arc::new(config.server.trusted_proxy_nets())),
+            connections: Arc::new(serve::Connections::default()),
             config: RwLock::new(config),
             store: store.clone(),
             keys,
@@ -73,6 +98,9 @@ impl AppState {
             recorder: Arc::new(Recorder::new(store.clone(), client.clone())),
             cluster,
             shutdown,
+            webhook_events: tokio::sync::broadcast::channel(64).0,
+            runtime: OnceLock::new(),
+            metrics: Default::default(),
         }
     }
 
@@ -82,7 +110,13 @@ impl AppState {
     }
 
     pub fn set_config(&self, c: Arc<Config>) {
+        *self.proxies.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c.server.trusted_proxy_nets());
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = c;
+    }
+
+    /// The reverse proxies whose forwarding headers are believed.
+    pub fn trusted_proxies(&self) -> Arc<Vec<ipnet::IpNet>> {
+        self.proxies.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -99,12 +133,18 @@ pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: SharedState) -> Router {
     let cfg = state.config();
     let timeout = cfg.server.request_timeout;
-    Router::new()
-        .merge(health::routes())
+    let mut api = Router::new();
+    // A failpoint for the test that a panicking handler answers 500 and the daemon serves on;
+    // only present when the daemon is started with BEDRUD_TEST_PANIC_ROUTE=1.
+    if std::env::var_os("BEDRUD_TEST_PANIC_ROUTE").is_some_and(|v| v == "1") {
+        api = api.route("/api/test/panic", axum::routing::get(failpoint_panic));
+    }
+    api.merge(health::routes())
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
         .merge(recordings::routes())
+        .merge(setup::routes())
         .layer(DefaultBodyLimit::max(cfg.server.body_limit))
         // The webhook gets its own, larger body limit.
         .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))
@@ -113,7 +153,25 @@ pub fn router(state: SharedState) -> Router {
         .layer(axum::middleware::from_fn(cookie::guard))
         .layer(axum::middleware::from_fn(common_headers))
         .layer(axum::middleware::from_fn_with_state(timeout, request_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), client::forwarded_client))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+async fn failpoint_panic() -> &'static str {
+    panic!("failpoint /api/test/panic")
+}
+
+/// A handler that panicked: 500 in the API's format; the connection and the daemon go on.
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(panic = %what, "a request handler panicked");
+    ApiError::internal("internal error; the server logged the details").into_response()
 }
 
 /// Headers on every answer: no content sniffing, no referrer leaving bedrud's pages, and API

@@ -1,8 +1,12 @@
 //! The accept loop: plain TCP or TLS (rustls, certificate reloadable on SIGHUP), HTTP/1.1 with a
-//! header read timeout, the peer address passed to handlers, graceful shutdown that lets
-//! requests in flight finish.
+//! header read timeout (which also ends idle keep-alive connections), caps on open connections
+//! in total and per client address, the peer address passed to handlers, graceful shutdown that
+//! lets requests in flight finish.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,8 +23,6 @@ use tower::ServiceExt;
 
 use super::extract::ClientAddr;
 
-/// How long a client may take to send its request headers, and a TLS handshake.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -31,6 +33,11 @@ pub struct Tls(Arc<RwLock<TlsAcceptor>>);
 impl Tls {
     pub fn load(cert: &Path, key: &Path) -> Result<Tls, String> {
         Ok(Tls(Arc::new(RwLock::new(acceptor(cert, key)?))))
+    }
+
+    /// A listener whose certificates come from `config` (ACME: a resolver that changes them).
+    pub fn from_config(config: Arc<rustls::ServerConfig>) -> Tls {
+        Tls(Arc::new(RwLock::new(TlsAcceptor::from(config))))
     }
 
     /// Re-reads certificate and key; on error the old ones stay.
@@ -67,9 +74,90 @@ fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
+/// Limits on the connections of one listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to send request headers (and to finish a TLS handshake); the longest idle time of
+    /// a keep-alive connection.
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    pub max_per_address: usize,
+}
+
+impl Limits {
+    pub fn from_config(c: &crate::config::ServerConfig) -> Self {
+        Self {
+            header_timeout: c.header_timeout,
+            max_connections: c.max_connections,
+            max_per_address: c.max_connections_per_address,
+        }
+    }
+}
+
+/// Open connections, in total and per client address. Shared by every listener of the daemon
+/// so that metrics see one number.
+#[derive(Default)]
+pub struct Connections {
+    open: AtomicUsize,
+    refused: AtomicUsize,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Connections {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed at once because a cap was reached, since start.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// A slot for a new connection from `ip`, or `None` when a cap is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<ConnSlot> {
+        let mut per = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let n = per.get(&ip).copied().unwrap_or(0);
+        if n >= limits.max_per_address || self.open.load(Ordering::Relaxed) >= limits.max_connections {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        per.insert(ip, n + 1);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Some(ConnSlot { conns: self.clone(), ip })
+    }
+}
+
+/// Held for the life of a connection; frees its place when dropped.
+struct ConnSlot {
+    conns: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut per = self.conns.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+        self.conns.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown`, then drains.
-pub async fn serve(listener: TcpListener, tls: Option<Tls>, app: Router, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Tls>,
+    app: Router,
+    limits: Limits,
+    conns: Arc<Connections>,
+    shutdown: CancellationToken,
+) {
     let graceful = GracefulShutdown::new();
+    let mut last_refusal_log: Option<std::time::Instant> = None;
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -83,17 +171,31 @@ pub async fn serve(listener: TcpListener, tls: Option<Tls>, app: Router, shutdow
             },
             _ = shutdown.cancelled() => break,
         };
+        let Some(slot) = conns.admit(peer.ip(), &limits) else {
+            // Closing at once costs the least; say so in the log at most every 10 s.
+            if last_refusal_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                tracing::warn!(peer = %peer, open = conns.open(), "connection refused: server.maxConnections or server.maxConnectionsPerAddress reached");
+                last_refusal_log = Some(std::time::Instant::now());
+            }
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         match &tls {
-            None => spawn_conn(&graceful, stream, peer, app),
+            None => spawn_conn(&graceful, stream, peer, app, limits, slot),
             Some(tls) => {
                 let acceptor = tls.current();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    let _slot = slot;
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                        // An ACME TLS-ALPN-01 validation only needs the handshake.
+                        Ok(Ok(s)) if s.get_ref().1.alpn_protocol() == Some(crate::acme::ACME_TLS_ALPN) => {
+                            tracing::debug!(peer = %peer, "answered an ACME tls-alpn-01 validation");
+                        }
                         Ok(Ok(s)) => {
-                            let conn = http1(s, peer, app);
+                            let conn = http1(s, peer, app, limits);
                             let _ = watcher.watch(conn).await;
                         }
                         Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
@@ -109,13 +211,14 @@ pub async fn serve(listener: TcpListener, tls: Option<Tls>, app: Router, shutdow
     }
 }
 
-fn spawn_conn<S>(graceful: &GracefulShutdown, stream: S, peer: SocketAddr, app: Router)
+fn spawn_conn<S>(graceful: &GracefulShutdown, stream: S, peer: SocketAddr, app: Router, limits: Limits, slot: ConnSlot)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = graceful.watch(http1(stream, peer, app));
+    let conn = graceful.watch(http1(stream, peer, app, limits));
     tokio::spawn(async move {
         let _ = conn.await;
+        drop(slot);
     });
 }
 
@@ -123,6 +226,7 @@ fn http1<S>(
     stream: S,
     peer: SocketAddr,
     app: Router,
+    limits: Limits,
 ) -> hyper::server::conn::http1::Connection<TokioIo<S>, impl hyper::service::Service<hyper::Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible, Future = impl Send> + Send>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -133,7 +237,7 @@ where
     });
     hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(limits.header_timeout)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), svc)
 }

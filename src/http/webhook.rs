@@ -32,10 +32,12 @@ async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes)
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     if let Err(r) = webhook::verify(&st.keys, auth, &body) {
         tracing::warn!(reason = %r, code = r.code(), "rejected LiveKit webhook");
+        st.metrics.webhooks_rejected.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::unauthorized(format!("webhook rejected: {r}")).with_code(r.code()));
     }
     let event = webhook::parse(&body).map_err(|m| {
         tracing::warn!(error = %m, "signed LiveKit webhook with a malformed body");
+        st.metrics.webhooks_rejected.fetch_add(1, Ordering::Relaxed);
         ApiError::bad_request("invalid_event", m)
     })?;
     st.webhook_last_seen.store(now_ms(), Ordering::Relaxed);
@@ -45,7 +47,9 @@ async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes)
     if outcome == Applied::Applied {
         st.webhooks_applied.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(event = %kind, id = %id, room = %room, "webhook applied");
+        let _ = st.webhook_events.send((kind, room));
     } else {
+        st.metrics.webhooks_duplicate.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(event = %kind, id = %id, "webhook replay ignored");
     }
     Ok(axum::Json(json!({ "ok": true, "duplicate": outcome == Applied::Duplicate })))

@@ -165,6 +165,21 @@ impl RoomClient {
         };
         self.call("UpdateParticipant", req, Self::admin(room)).await
     }
+
+    /// Creates a room (`bedrud doctor`'s probe); LiveKit fills in its own defaults, such as the
+    /// empty and departure timeouts, in the answer.
+    pub async fn create_room(&self, name: &str, empty_timeout: u32) -> Result<proto::Room, LivekitError> {
+        let req = proto::CreateRoomRequest { name: name.into(), empty_timeout, ..Default::default() };
+        let grants = VideoGrants { room_create: true, ..Default::default() };
+        self.call("CreateRoom", req, grants).await
+    }
+
+    pub async fn delete_room(&self, name: &str) -> Result<(), LivekitError> {
+        let req = proto::DeleteRoomRequest { room: name.into() };
+        let grants = VideoGrants { room_create: true, ..Default::default() };
+        let _: proto::DeleteRoomResponse = self.call("DeleteRoom", req, grants).await?;
+        Ok(())
+    }
 }
 
 /// LiveKit's Egress service (recording), signed with `roomRecord` for the room.
@@ -192,7 +207,7 @@ impl RoomClient {
 }
 
 /// The error with its causes, since reqwest's top-level message alone is vague.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -251,6 +251,10 @@ pub fn generate(input: &GenInput<'_>) -> Result<Generated, SupervisorError> {
     };
     let yaml = serde_norway::to_string(&doc)
         .map_err(|e| SupervisorError::Config(format!("cannot render the LiveKit config: {e}")))?;
+    let yaml = match &doc.turn {
+        Some(t) => format!("{}{yaml}", turn_cert_comment(t)),
+        None => yaml,
+    };
     let turn = doc.turn.is_some();
     Ok(Generated { yaml, warnings, ports, turn })
 }
@@ -280,9 +284,12 @@ fn turn_section(c: &Config, node_ip: IpAddr, warnings: &mut Vec<String>) -> Opti
         warnings.push(format!("{off}: LiveKit's TURN relay needs an IPv4 node IP, and it is {node_ip}; set livekit.nodeIP"));
         return None;
     }
-    let tls = c.server.tls.as_ref()?;
-    let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else {
-        warnings.push(format!("{off}: server.tls.keyFile is not set"));
+    let Some((cert, key)) = c.tls_files() else {
+        if c.server.acme.is_some() {
+            warnings.push(format!("{off} until ACME has issued the first certificate; LiveKit is restarted with it then"));
+        } else {
+            warnings.push(format!("{off}: server.tls.keyFile is not set"));
+        }
         return None;
     };
     Some(Turn {
@@ -290,9 +297,23 @@ fn turn_section(c: &Config, node_ip: IpAddr, warnings: &mut Vec<String>) -> Opti
         domain: host.trim_end_matches('.').to_string(),
         udp_port: lk.turn_udp_port,
         tls_port: lk.turn_tls_port,
-        cert_file: absolute(cert).display().to_string(),
-        key_file: absolute(key).display().to_string(),
+        cert_file: absolute(&cert).display().to_string(),
+        key_file: absolute(&key).display().to_string(),
     })
+}
+
+/// A comment naming the certificate TURN/TLS serves and its SHA-256: LiveKit reads the file
+/// only when it starts, so a renewed certificate at the same path is a different config, and
+/// the supervisor restarts LiveKit for it.
+fn turn_cert_comment(turn: &Turn) -> String {
+    use sha2::{Digest, Sha256};
+    match std::fs::read(&turn.cert_file) {
+        Ok(bytes) => {
+            let hex: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            format!("# TURN/TLS certificate {} sha256 {hex}\n", turn.cert_file)
+        }
+        Err(_) => String::new(),
+    }
 }
 
 /// The child runs in bedrud's working directory today, but the file must not depend on it.

@@ -34,7 +34,7 @@ pub fn client(skip_verify: bool, timeout: Duration) -> reqwest::Client {
 
 /// The system's trust roots, read once: the daemon builds several clients, and reading and
 /// parsing the certificate directory costs milliseconds of startup and memory each time.
-fn native_roots() -> Arc<rustls::RootCertStore> {
+pub(crate) fn native_roots() -> Arc<rustls::RootCertStore> {
     static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
     ROOTS
         .get_or_init(|| {

@@ -26,6 +26,9 @@ crate::emitter!(emit_redis, "redis", redis_pid);
 crate::emitter!(emit_pulse, "pulseaudio", pulseaudio_pid);
 crate::emitter!(emit_egress, "egress", egress_pid);
 
+/// Longest egress `TMPDIR`: 107 bytes of socket path less `/EGH_<12>/org.chromium.Chromium.<6>/SingletonSocket`.
+const EGRESS_TMP_MAX: usize = 107 - 62;
+
 /// Directories the helpers share, below the runtime directory, private to bedrud's user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dirs {
@@ -43,8 +46,25 @@ impl Dirs {
         Self { media: runtime.join("bedrud-media"), egress_tmp: runtime.join("bedrud-egress"), runtime: runtime.to_path_buf() }
     }
 
+    /// Refuses a runtime directory too long for the recording's browser: Chrome puts its
+    /// socket at `<TMPDIR>/EGH_…/org.chromium.Chromium.…/SingletonSocket`, and a Unix socket
+    /// path holds at most 107 bytes; a longer one kills every recording at its start.
+    pub fn check_socket_room(&self) -> Result<(), String> {
+        let len = self.egress_tmp.as_os_str().len();
+        if len <= EGRESS_TMP_MAX {
+            return Ok(());
+        }
+        let room = EGRESS_TMP_MAX - "/bedrud-egress".len();
+        Err(format!(
+            "the runtime directory {} is too long for recording: Chrome's socket below {} would pass the 107-byte limit of a Unix socket path ({len} bytes where {EGRESS_TMP_MAX} fit); use a runtime directory of at most {room} bytes ($RUNTIME_DIRECTORY; /run/bedrud under systemd)",
+            self.runtime.display(),
+            self.egress_tmp.display()
+        ))
+    }
+
     /// Creates them (mode 0700).
     pub fn create(&self) -> Result<(), Error> {
+        self.check_socket_room().map_err(Error::Config)?;
         for d in [&self.media, &self.egress_tmp] {
             std::fs::create_dir_all(d)
                 .and_then(|()| std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)))
@@ -99,19 +119,7 @@ pub struct RedisSpec {
 
 impl RedisSpec {
     pub fn new(config: &Config, password: &str, dirs: &Dirs) -> Result<Self, Error> {
-        let mut candidates = Vec::new();
-        if let Some(p) = &config.redis.binary {
-            candidates.push(Candidate { place: "redis.binary".into(), path: p.clone() });
-        }
-        if let Some(p) = env_path("BEDRUD_REDIS_BINARY") {
-            candidates.push(Candidate { place: "$BEDRUD_REDIS_BINARY".into(), path: p });
-        }
-        let binary = supervise::find(
-            "redis-server",
-            candidates,
-            std::env::var_os("PATH"),
-            "install Debian's redis-server (apt install redis-server; `systemctl disable --now redis-server` if you only need it for bedrud), set redis.binary, or point redis.address at a Redis you run",
-        )?;
+        let binary = find_redis(config)?;
         let port = config.redis.port;
         let body = format!(
             "bind 127.0.0.1\nport {port}\nprotected-mode yes\nrequirepass {password}\nsave \"\"\nappendonly no\ndaemonize no\nlogfile \"\"\nloglevel notice\ndir {}\n",
@@ -373,6 +381,23 @@ impl EgressSpec {
     }
 }
 
+/// `redis.binary`, `$BEDRUD_REDIS_BINARY`, `redis-server` on PATH.
+pub fn find_redis(config: &Config) -> Result<PathBuf, Error> {
+    let mut candidates = Vec::new();
+    if let Some(p) = &config.redis.binary {
+        candidates.push(Candidate { place: "redis.binary".into(), path: p.clone() });
+    }
+    if let Some(p) = env_path("BEDRUD_REDIS_BINARY") {
+        candidates.push(Candidate { place: "$BEDRUD_REDIS_BINARY".into(), path: p });
+    }
+    supervise::find(
+        "redis-server",
+        candidates,
+        std::env::var_os("PATH"),
+        "install Debian's redis-server (apt install redis-server; `systemctl disable --now redis-server` if you only need it for bedrud), set redis.binary, or point redis.address at a Redis you run",
+    )
+}
+
 /// `recording.egressBinary`, `$BEDRUD_EGRESS_BINARY`, the packaged path, `egress` on PATH.
 pub fn find_egress(config: &Config) -> Result<PathBuf, Error> {
     let mut candidates = Vec::new();
@@ -507,6 +532,15 @@ fn parse_gstreamer(line: &str) -> Option<Parsed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_directory_leaves_room_for_chromes_socket() {
+        assert!(Dirs::new(Path::new("/run/bedrud")).check_socket_room().is_ok());
+        // 45 bytes of TMPDIR: the socket path is 107 bytes.
+        assert!(Dirs::new(Path::new("/tmp/bedrud-runtime-dir-0123456")).check_socket_room().is_ok());
+        let e = Dirs::new(Path::new("/tmp/bedrud-runtime-dir-01234567")).check_socket_room().unwrap_err();
+        assert!(e.contains("/tmp/bedrud-runtime-dir-01234567") && e.contains("at most 31 bytes"), "{e}");
+    }
 
     #[test]
     fn log_lines_of_the_helpers() {

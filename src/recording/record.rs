@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::store::{decode, encode, get_json, StoreError};
 
 /// recording id → [`Recording`].
-const RECORDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("recordings");
+pub(crate) const RECORDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("recordings");
 /// room → recording ids.
-const ROOM_RECORDINGS: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("room_recordings");
+pub(crate) const ROOM_RECORDINGS: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("room_recordings");
 /// egress id → recording id.
-const EGRESS_RECORDINGS: TableDefinition<&str, &str> = TableDefinition::new("egress_recordings");
+pub(crate) const EGRESS_RECORDINGS: TableDefinition<&str, &str> = TableDefinition::new("egress_recordings");
 
 /// Creates the tables (part of the store's migration).
 pub fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -367,6 +367,24 @@ mod tests {
             })),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn backups_keep_recordings() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("s.redb")).unwrap();
+        let mut r = rec("team");
+        r.egress_id = Some("EG_1".into());
+        let r2 = r.clone();
+        s.write_blocking(move |t| put(t, &r2)).unwrap();
+        let copy = d.path().join("copy.redb");
+        s.backup_to(&copy).unwrap();
+        drop(s);
+        let c = Store::open(&copy).unwrap();
+        let listed = c.read_blocking(|t| of_room(t, "team")).unwrap();
+        assert_eq!(listed.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), vec![r.id.as_str()]);
+        let known = c.read_blocking(|t| Ok(t.open_table(EGRESS_RECORDINGS)?.get("EG_1")?.map(|v| v.value().to_string()))).unwrap();
+        assert_eq!(known.as_deref(), Some(r.id.as_str()));
     }
 
     #[test]

@@ -5,13 +5,20 @@
 //! answered only after the commit is durable, and a busy webhook stream costs one fsync per
 //! batch instead of one per event. A job that fails is isolated by replaying the batch one job
 //! per transaction, so jobs must be repeatable (`FnMut`) and have no effect outside the store.
+//!
+//! A commit that fails on an I/O error (a full disk, typically) leaves redb refusing every
+//! later operation until the file is closed and opened again, so the writer does exactly that
+//! at once: reads go on from the reopened file while writes are answered "cannot write" until a
+//! probe write succeeds again (checked every second once there is free space again).
 
+mod maint;
 mod model;
 mod ops;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, DatabaseError, MultimapTableDefinition, ReadTransaction, ReadableTable,
@@ -21,11 +28,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+pub use maint::*;
 pub use model::*;
 pub use ops::*;
 
 /// Layout version of the file. Older files are migrated on open; newer ones are refused.
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: indexes: `participant_history_by_room`, `rooms_public`, `rooms_by_member`.
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// redb's page cache unless configured (`database.cacheSize`).
+pub const DEFAULT_CACHE_SIZE: usize = 64 * 1024 * 1024;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -35,10 +47,19 @@ pub(crate) const ROOMS: TableDefinition<&str, &[u8]> = TableDefinition::new("roo
 /// room name → user ids of its moderators.
 pub(crate) const MODERATORS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("room_moderators");
+/// Names of the public rooms.
+pub(crate) const ROOMS_PUBLIC: TableDefinition<&str, ()> = TableDefinition::new("rooms_public");
+/// (user id, room) → how the user relates to the room ([`MEMBER_OWNER`] | [`MEMBER_MODERATOR`]):
+/// the rooms a user may see besides the public ones, in name order.
+pub(crate) const ROOMS_BY_MEMBER: TableDefinition<(&str, &str), u8> = TableDefinition::new("rooms_by_member");
+pub(crate) const MEMBER_OWNER: u8 = 1;
+pub(crate) const MEMBER_MODERATOR: u8 = 2;
 /// (room, identity) → live participant.
 pub(crate) const LIVE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("participants_live");
 /// sequence → participant history row (join and leave times).
 pub(crate) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("participant_history");
+/// (room, sequence) → (): the history rows of one room, newest last.
+pub(crate) const HISTORY_BY_ROOM: TableDefinition<(&str, u64), ()> = TableDefinition::new("participant_history_by_room");
 /// (room, room sid) → one LiveKit session of a room.
 pub(crate) const LK_ROOMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("livekit_rooms");
 /// webhook event id → time applied (ms), for idempotency.
@@ -69,6 +90,12 @@ pub enum StoreError {
     Invalid(String),
     #[error("the database writer has stopped")]
     Closed,
+    /// Writes fail (disk full, I/O error); reads still work.
+    #[error("the database cannot write: {message}")]
+    WriteFailed { message: String, disk_full: bool },
+    /// The file is being reopened after an I/O error.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 macro_rules! db_err {
@@ -89,7 +116,7 @@ impl From<DatabaseError> for StoreError {
 /// One queued write: applied inside the batch's transaction, answered after the commit.
 trait WriteJob: Send {
     fn apply(&mut self, txn: &WriteTransaction) -> bool;
-    fn finish(self: Box<Self>, commit: Result<(), String>);
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
 struct Job<F, R> {
@@ -110,67 +137,184 @@ where
         ok
     }
 
-    fn finish(self: Box<Self>, commit: Result<(), String>) {
+    fn finish(self: Box<Self>, commit: Result<(), StoreError>) {
         let out = match (commit, self.result) {
             (Ok(()), Some(r)) => r,
-            (Err(e), Some(Err(StoreError::Db(_)))) | (Err(e), Some(Ok(_))) | (Err(e), None) => {
-                Err(StoreError::Db(e))
-            }
-            (Err(_), Some(Err(e))) => Err(e),
+            // The job refused (an empty `Db` error is the sign): its own error.
+            (Err(StoreError::Db(m)), Some(Err(e))) if m.is_empty() => Err(e),
+            (Err(e), _) => Err(e),
             (Ok(()), None) => Err(StoreError::Db("write job was not applied".into())),
         };
         let _ = self.reply.send(out);
     }
 }
 
+/// Why writes fail at the moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteFailure {
+    /// Unix ms of the first failure.
+    pub since: u64,
+    pub message: String,
+    /// The filesystem is full (or over quota): the API answers 507.
+    pub disk_full: bool,
+}
+
+impl WriteFailure {
+    fn error(&self) -> StoreError {
+        StoreError::WriteFailed { message: self.message.clone(), disk_full: self.disk_full }
+    }
+}
+
+/// How the store is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// redb's page cache in bytes.
+    pub cache_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { cache_size: DEFAULT_CACHE_SIZE }
+    }
+}
+
+/// State shared by every handle and the writer thread.
+struct Shared {
+    /// `None` while the file is being reopened.
+    db: RwLock<Option<Arc<Database>>>,
+    path: PathBuf,
+    opts: StoreOptions,
+    failure: Mutex<Option<WriteFailure>>,
+    stats: CommitStats,
+}
+
+/// Commit latencies, for metrics: a histogram over fixed bounds (seconds).
+pub struct CommitStats {
+    buckets: [std::sync::atomic::AtomicU64; COMMIT_BOUNDS.len()],
+    count: std::sync::atomic::AtomicU64,
+    sum_us: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+/// Upper bounds of the commit latency buckets, seconds.
+pub const COMMIT_BOUNDS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
+
+impl CommitStats {
+    fn new() -> Self {
+        Self {
+            buckets: Default::default(),
+            count: Default::default(),
+            sum_us: Default::default(),
+            failed: Default::default(),
+        }
+    }
+
+    fn record(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let secs = took.as_secs_f64();
+        for (b, bound) in self.buckets.iter().zip(COMMIT_BOUNDS) {
+            if secs <= bound {
+                b.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    /// (cumulative bucket counts, count, sum in seconds, failed commits).
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
+            self.count.load(Relaxed),
+            self.sum_us.load(Relaxed) as f64 / 1e6,
+            self.failed.load(Relaxed),
+        )
+    }
+}
+
 /// Handle to the open database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
-    writer: mpsc::SyncSender<Box<dyn WriteJob>>,
-    path: Arc<PathBuf>,
+    shared: Arc<Shared>,
+    writer: mpsc::SyncSender<Msg>,
+}
+
+/// What the writer thread is asked to do.
+enum Msg {
+    Job(Box<dyn WriteJob>),
+    /// Compact the file (needs the database to itself).
+    Compact(oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// Most jobs taken into one transaction.
 const MAX_BATCH: usize = 512;
+/// While writes fail for lack of space, they are tried again only with this much free.
+const RETRY_FREE_BYTES: u64 = 1024 * 1024;
+/// How long a reopen waits for reads in flight to finish.
+const REOPEN_WAIT: Duration = Duration::from_secs(10);
+
+fn open_db(path: &Path, opts: &StoreOptions) -> Result<Database, StoreError> {
+    match Database::builder().set_cache_size(opts.cache_size).create(path) {
+        Ok(db) => Ok(db),
+        Err(DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::InUse { path: path.to_path_buf() }),
+        Err(DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(StoreError::InUse { path: path.to_path_buf() })
+        }
+        Err(e) => Err(StoreError::Open { path: path.to_path_buf(), message: e.to_string() }),
+    }
+}
 
 impl Store {
-    /// Opens (or creates) the file, checks the schema version and starts the writer thread.
+    /// Opens (or creates) the file with default options.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the file, checks the schema version, migrates older layouts and
+    /// starts the writer thread.
+    pub fn open_with(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 message: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
-        let db = match Database::create(path) {
-            Ok(db) => db,
-            Err(DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::InUse { path: path.to_path_buf() })
-            }
-            Err(DatabaseError::Storage(redb::StorageError::Io(e)))
-                if e.kind() == std::io::ErrorKind::WouldBlock =>
-            {
-                return Err(StoreError::InUse { path: path.to_path_buf() })
-            }
-            Err(e) => {
-                return Err(StoreError::Open { path: path.to_path_buf(), message: e.to_string() })
-            }
-        };
+        let db = open_db(path, &opts)?;
         migrate(&db, path)?;
-        let db = Arc::new(db);
-        let (tx, rx) = mpsc::sync_channel::<Box<dyn WriteJob>>(4096);
-        // The writer holds the database weakly so the file closes when the last handle drops.
-        let wdb = Arc::downgrade(&db);
+        let shared = Arc::new(Shared {
+            db: RwLock::new(Some(Arc::new(db))),
+            path: path.to_path_buf(),
+            opts,
+            failure: Mutex::new(None),
+            stats: CommitStats::new(),
+        });
+        let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+        // The writer holds the state weakly so the file closes when the last handle drops.
+        let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("bedrud-store-writer".into())
-            .spawn(move || writer_loop(&wdb, rx))
+            .spawn(move || writer_loop(&weak, rx))
             .map_err(|e| StoreError::Db(format!("cannot start writer thread: {e}")))?;
-        Ok(Store { db, writer: tx, path: Arc::new(path.to_path_buf()) })
+        Ok(Store { shared, writer: tx })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
+    }
+
+    /// Why writes fail now, if they do.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.shared.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Commit latencies and failures so far.
+    pub fn commit_stats(&self) -> &CommitStats {
+        &self.shared.stats
+    }
+
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.shared.current()
     }
 
     /// Runs a read on the blocking pool.
@@ -179,13 +323,10 @@ impl Store {
         F: FnOnce(&ReadTransaction) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read()?;
-            f(&txn)
-        })
-        .await
-        .map_err(|e| StoreError::Db(format!("read task failed: {e}")))?
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|e| StoreError::Db(format!("read task failed: {e}")))?
     }
 
     /// Runs a read on the current thread: the CLI, tests, and the point lookups of the request
@@ -195,7 +336,8 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTransaction) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let txn = self.db.begin_read()?;
+        let db = self.db()?;
+        let txn = db.begin_read()?;
         f(&txn)
     }
 
@@ -209,7 +351,7 @@ impl Store {
         let job: Box<dyn WriteJob> = Box::new(Job { f, result: None, reply: tx });
         // The channel is bounded; a full queue is waited out on the blocking pool.
         let writer = self.writer.clone();
-        match writer.try_send(job) {
+        match writer.try_send(Msg::Job(job)) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(job)) => {
                 tokio::task::spawn_blocking(move || writer.send(job))
@@ -230,64 +372,306 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send(Box::new(Job { f, result: None, reply: tx }))
+            .send(Msg::Job(Box::new(Job { f, result: None, reply: tx })))
             .map_err(|_| StoreError::Closed)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
+
+    /// Compacts the file (reads wait meanwhile); `Ok(false)` when nothing could be reclaimed.
+    pub async fn compact(&self) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || writer.send(Msg::Compact(tx)))
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Bytes free (for unprivileged users) and in total on the database's filesystem.
+    pub fn disk_space(&self) -> Option<(u64, u64)> {
+        disk_space(&self.shared.path)
+    }
 }
 
-fn writer_loop(weak: &std::sync::Weak<Database>, rx: mpsc::Receiver<Box<dyn WriteJob>>) {
-    while let Ok(first) = rx.recv() {
-        let Some(db) = weak.upgrade() else {
-            first.finish(Err("the database is closed".into()));
+/// Bytes available and total on the filesystem holding `path`.
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    // The file may be a symbolic link onto another filesystem.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = real.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let st = nix::sys::statvfs::statvfs(dir).ok()?;
+    let frag = st.fragment_size() as u64;
+    Some((st.blocks_available() as u64 * frag, st.blocks() as u64 * frag))
+}
+
+impl Shared {
+    fn current(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| {
+            StoreError::Unavailable("it is being reopened after a write error; try again shortly".into())
+        })
+    }
+
+    fn failure(&self) -> Option<WriteFailure> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_failure(&self, f: Option<WriteFailure>) {
+        let mut cur = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        match (&*cur, &f) {
+            (None, Some(f)) => tracing::error!(path = %self.path.display(), error = %f.message, disk_full = f.disk_full, "database writes fail; reads go on, writes are refused until this is fixed"),
+            (Some(_), None) => tracing::info!(path = %self.path.display(), "database writes work again"),
+            _ => {}
+        }
+        // Keep the time of the first failure.
+        *cur = match (cur.take(), f) {
+            (Some(old), Some(mut new)) => {
+                new.since = old.since;
+                Some(new)
+            }
+            (_, f) => f,
+        };
+    }
+
+    /// With the database to itself (no reads in flight, none let in), runs `f` on it; the
+    /// slot is left empty when `f` gives nothing back.
+    fn exclusive<R>(&self, f: impl FnOnce(Option<Database>) -> (Option<Database>, R)) -> Result<R, StoreError> {
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let db = match slot.take() {
+            None => None,
+            Some(mut arc) => {
+                let start = Instant::now();
+                loop {
+                    match Arc::try_unwrap(arc) {
+                        Ok(db) => break Some(db),
+                        Err(back) if start.elapsed() < REOPEN_WAIT => {
+                            arc = back;
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        Err(back) => {
+                            *slot = Some(back);
+                            return Err(StoreError::Db("reads did not finish in time".into()));
+                        }
+                    }
+                }
+            }
+        };
+        let (db, r) = f(db);
+        *slot = db.map(Arc::new);
+        Ok(r)
+    }
+
+    /// Closes and opens the file again (redb refuses everything after an I/O error until then).
+    fn reopen(&self) -> Result<(), StoreError> {
+        let r = self.exclusive(|db| {
+            drop(db);
+            match open_db(&self.path, &self.opts) {
+                Ok(db) => (Some(db), Ok(())),
+                Err(e) => (None, Err(e)),
+            }
+        })?;
+        match &r {
+            Ok(()) => tracing::info!(path = %self.path.display(), "database reopened after a write error"),
+            Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "database cannot be reopened yet"),
+        }
+        r
+    }
+}
+
+/// A failed storage operation, as the writer sees it.
+struct Failure {
+    message: String,
+    disk_full: bool,
+}
+
+impl Failure {
+    fn of_storage(e: &redb::StorageError) -> Failure {
+        let disk_full = matches!(e, redb::StorageError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull
+            || io.raw_os_error().is_some_and(|c| c == nix::libc::ENOSPC || c == nix::libc::EDQUOT));
+        Failure { message: e.to_string(), disk_full }
+    }
+
+    fn of_commit(e: redb::CommitError) -> Failure {
+        match e {
+            redb::CommitError::Storage(s) => Failure::of_storage(&s),
+            other => Failure { message: other.to_string(), disk_full: false },
+        }
+    }
+
+    fn of_begin(e: redb::TransactionError) -> Failure {
+        match e {
+            redb::TransactionError::Storage(s) => Failure::of_storage(&s),
+            other => Failure { message: other.to_string(), disk_full: false },
+        }
+    }
+}
+
+fn writer_loop(weak: &std::sync::Weak<Shared>, rx: mpsc::Receiver<Msg>) {
+    loop {
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let Some(shared) = weak.upgrade() else {
+            if let Some(Msg::Job(j)) = first {
+                j.finish(Err(StoreError::Closed));
+            }
             break;
         };
+        let first = match first {
+            // Idle: while writes fail, see whether they work again.
+            None => {
+                if shared.failure().is_some() {
+                    probe(&shared);
+                }
+                continue;
+            }
+            Some(Msg::Compact(reply)) => {
+                let _ = reply.send(compact(&shared));
+                continue;
+            }
+            Some(Msg::Job(j)) => j,
+        };
         let mut batch = vec![first];
+        let mut deferred = None;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok(Msg::Job(j)) => batch.push(j),
+                Ok(other) => {
+                    deferred = Some(other);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        let results: Vec<Result<(), String>> = if batch.len() == 1 || !run_batch(&db, &mut batch) {
-            // Either a single job, or a job in the batch failed: one transaction per job so
-            // one job's refusal never undoes another's write.
-            batch.iter_mut().map(|job| run_one(&db, &mut **job)).collect()
-        } else {
-            vec![Ok(()); batch.len()]
-        };
+        let results = run_jobs(&shared, &mut batch);
         // Let go of the database before answering: a caller that drops its last handle as soon
         // as it has its answer (the CLI, then exit) must be the one that closes the file, or
         // the process can end before the close is written and the next open has to repair
         // the whole file.
-        drop(db);
+        drop(shared);
         for (job, r) in batch.into_iter().zip(results) {
             job.finish(r);
         }
+        if let Some(Msg::Compact(reply)) = deferred {
+            let r = match weak.upgrade() {
+                Some(shared) => compact(&shared),
+                None => Err(StoreError::Closed),
+            };
+            let _ = reply.send(r);
+        }
     }
 }
 
-/// Applies the whole batch in one transaction; false (and nothing committed) if any job failed.
-fn run_batch(db: &Database, batch: &mut [Box<dyn WriteJob>]) -> bool {
-    let Ok(txn) = db.begin_write() else { return false };
+/// Commits a batch: all in one transaction, or (when one job refuses) one transaction each.
+fn run_jobs(shared: &Shared, batch: &mut [Box<dyn WriteJob>]) -> Vec<Result<(), StoreError>> {
+    if let Some(f) = shared.failure() {
+        // Writes failed before: try again only once there is room (else answer at once and
+        // leave the file alone), and reopen first if the last failure left it closed.
+        let room = !f.disk_full || disk_space(&shared.path).is_none_or(|(free, _)| free >= RETRY_FREE_BYTES);
+        if !room || (shared.current().is_err() && shared.reopen().is_err()) {
+            return batch.iter().map(|_| Err(f.error())).collect();
+        }
+    }
+    let db = match shared.current() {
+        Ok(db) => db,
+        Err(e) => return batch.iter().map(|_| Err(StoreError::Unavailable(e.to_string()))).collect(),
+    };
+    let outcome = if batch.len() == 1 { None } else { Some(run_batch(&shared.stats, &db, batch)) };
+    let results: Vec<Result<(), StoreError>> = match outcome {
+        Some(Ok(true)) => batch.iter().map(|_| Ok(())).collect(),
+        Some(Err(f)) => batch.iter().map(|_| Err(StoreError::WriteFailed { message: f.message.clone(), disk_full: f.disk_full })).collect(),
+        // A single job, or a job in the batch refused: one transaction per job so one job's
+        // refusal never undoes another's write.
+        None | Some(Ok(false)) => batch.iter_mut().map(|job| run_one(&shared.stats, &db, &mut **job)).collect(),
+    };
+    drop(db);
+    let failed = results.iter().find_map(|r| match r {
+        Err(StoreError::WriteFailed { message, disk_full }) => Some((message.clone(), *disk_full)),
+        _ => None,
+    });
+    match failed {
+        Some((message, disk_full)) => {
+            shared.stats.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.set_failure(Some(WriteFailure { since: now_ms(), message, disk_full }));
+            // redb refuses everything after an I/O error until the file is opened again.
+            let _ = shared.reopen();
+        }
+        None => {
+            if results.iter().any(|r| r.is_ok()) && shared.failure().is_some() {
+                shared.set_failure(None);
+            }
+        }
+    }
+    results
+}
+
+/// Applies the whole batch in one transaction. `Ok(false)` (nothing committed) if a job
+/// refused; `Err` if storage failed.
+fn run_batch(stats: &CommitStats, db: &Database, batch: &mut [Box<dyn WriteJob>]) -> Result<bool, Failure> {
+    let txn = db.begin_write().map_err(Failure::of_begin)?;
     for job in batch.iter_mut() {
         if !job.apply(&txn) {
             let _ = txn.abort();
-            return false;
+            return Ok(false);
         }
     }
-    txn.commit().is_ok()
+    let t = Instant::now();
+    txn.commit().map_err(Failure::of_commit)?;
+    stats.record(t.elapsed());
+    Ok(true)
 }
 
-fn run_one(db: &Database, job: &mut dyn WriteJob) -> Result<(), String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
+fn run_one(stats: &CommitStats, db: &Database, job: &mut dyn WriteJob) -> Result<(), StoreError> {
+    let failed = |f: Failure| StoreError::WriteFailed { message: f.message, disk_full: f.disk_full };
+    let txn = db.begin_write().map_err(|e| failed(Failure::of_begin(e)))?;
     if job.apply(&txn) {
-        txn.commit().map_err(|e| e.to_string())
+        let t = Instant::now();
+        txn.commit().map_err(|e| failed(Failure::of_commit(e)))?;
+        stats.record(t.elapsed());
+        Ok(())
     } else {
         let _ = txn.abort();
         // The job's own error is what the caller sees.
-        Err(String::new())
+        Err(StoreError::Db(String::new()))
     }
+}
+
+/// While writes fail: reopen if needed and try a small write; success ends the failure.
+fn probe(shared: &Shared) {
+    let Some(f) = shared.failure() else { return };
+    if f.disk_full && disk_space(&shared.path).is_some_and(|(free, _)| free < RETRY_FREE_BYTES) {
+        return;
+    }
+    if shared.current().is_err() && shared.reopen().is_err() {
+        return;
+    }
+    let Ok(db) = shared.current() else { return };
+    let r = db.begin_write().map_err(Failure::of_begin).and_then(|txn| {
+        {
+            let mut meta = txn.open_table(META).map_err(|e| Failure { message: e.to_string(), disk_full: false })?;
+            meta.insert("write_probe", now_ms().to_string().as_bytes()).map_err(|e| Failure::of_storage(&e))?;
+        }
+        txn.commit().map_err(Failure::of_commit)
+    });
+    drop(db);
+    match r {
+        Ok(()) => shared.set_failure(None),
+        Err(e) => {
+            shared.set_failure(Some(WriteFailure { since: now_ms(), message: e.message, disk_full: e.disk_full }));
+            let _ = shared.reopen();
+        }
+    }
+}
+
+fn compact(shared: &Shared) -> Result<bool, StoreError> {
+    shared.exclusive(|db| match db {
+        None => (None, Err(StoreError::Unavailable("the database is not open".into()))),
+        Some(mut db) => {
+            let r = db.compact().map_err(|e| StoreError::Db(format!("compaction failed: {e}")));
+            (Some(db), r)
+        }
+    })?
 }
 
 /// Creates missing tables and moves older layouts forward; refuses newer files.
@@ -308,7 +692,13 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
             });
         }
     }
-    // Version 1 is the first layout: creating the tables is the whole migration.
+    // Version 1 is the first layout: creating the tables is its whole migration.
+    // 1 → 2: index the history by room.
+    if found == Some(1) {
+        let n = ops::history_reindex(&txn)?;
+        let r = ops::rooms_reindex(&txn)?;
+        tracing::info!(rows = n, rooms = r, "store migrated from schema 1 to 2: participant history indexed by room, rooms by visibility");
+    }
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
     txn.open_table(SESSIONS)?;
@@ -316,6 +706,9 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_multimap_table(MODERATORS)?;
     txn.open_table(LIVE)?;
     txn.open_table(HISTORY)?;
+    txn.open_table(HISTORY_BY_ROOM)?;
+    txn.open_table(ROOMS_PUBLIC)?;
+    txn.open_table(ROOMS_BY_MEMBER)?;
     txn.open_table(LK_ROOMS)?;
     txn.open_table(EVENTS)?;
     txn.open_table(EGRESS)?;
@@ -352,6 +745,115 @@ pub(crate) fn get_json<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableTableMetadata;
+
+    #[test]
+    fn visible_rooms_come_from_the_indexes_in_name_order() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("v.redb")).unwrap();
+        let room = |name: &str, owner: &str, public: bool| Room {
+            name: name.into(),
+            owner_id: owner.into(),
+            created_at: 0,
+            settings: RoomSettings { public, ..Default::default() },
+        };
+        let rooms = vec![
+            room("a-public", "u1", true),
+            room("b-mine", "me", false),
+            room("c-other", "u1", false),
+            room("d-moderated", "u2", false),
+            room("e-public-mine", "me", true),
+            room("f-other", "u2", false),
+            room("g-public", "u2", true),
+        ];
+        s.write_blocking(move |t| {
+            for r in &rooms {
+                room_insert(t, r)?;
+            }
+            moderator_add(t, "d-moderated", "me")?;
+            moderator_add(t, "f-other", "someone-else")?;
+            Ok(())
+        })
+        .unwrap();
+        let names = |after: Option<&'static str>, limit: usize| -> Vec<String> {
+            s.read_blocking(|t| rooms_visible(t, "me", after, limit)).unwrap().into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(names(None, 100), ["a-public", "b-mine", "d-moderated", "e-public-mine", "g-public"]);
+        assert_eq!(names(None, 2), ["a-public", "b-mine"]);
+        assert_eq!(names(Some("b-mine"), 2), ["d-moderated", "e-public-mine"]);
+        assert_eq!(names(Some("e-public-mine"), 10), ["g-public"]);
+        // Changes keep the indexes right: unmoderate, make private, delete.
+        s.write_blocking(|t| {
+            moderator_remove(t, "d-moderated", "me")?;
+            let mut r = room_get_w(t, "g-public")?.unwrap();
+            r.settings.public = false;
+            room_put(t, &r)?;
+            room_delete(t, "b-mine")
+        })
+        .unwrap();
+        assert_eq!(names(None, 100), ["a-public", "e-public-mine"]);
+        // Rebuilding the indexes from the tables gives the same answer.
+        s.write_blocking(|t| {
+            t.delete_table(ROOMS_PUBLIC)?;
+            t.delete_table(ROOMS_BY_MEMBER)?;
+            rooms_reindex(t).map(|_| ())
+        })
+        .unwrap();
+        assert_eq!(names(None, 100), ["a-public", "e-public-mine"]);
+    }
+
+    #[test]
+    fn history_is_indexed_by_room_pruned_by_age_and_the_file_compacts() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("h.redb")).unwrap();
+        // 3 rooms x 2,000 closed presences, joined at t = 1..6000; one still present.
+        s.write_blocking(|txn| {
+            for i in 0..6000u64 {
+                let room = format!("room-{}", i % 3);
+                let ident = format!("user-{i}");
+                participant_join(txn, &room, &ident, &format!("PA_{i}"), "x", i + 1, i + 1)?;
+                participant_leave(txn, &room, &ident, i + 2, "left")?;
+            }
+            participant_join(txn, "room-0", "stays", "PA_stay", "x", 10, 10)?;
+            Ok(())
+        })
+        .unwrap();
+        let h = s.read_blocking(|t| history_for_room(t, "room-1", 5)).unwrap();
+        assert_eq!(h.len(), 5);
+        assert!(h.iter().all(|e| e.room == "room-1"));
+        assert!(h.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        // Everything that ended before t = 3000 goes, in bounded steps; the open row stays.
+        let mut removed = 0;
+        loop {
+            let n = s.write_blocking(|t| history_prune(t, 3000, 500)).unwrap();
+            removed += n;
+            if n < 500 {
+                break;
+            }
+        }
+        assert_eq!(removed, 2998);
+        let (left, oldest) = s
+            .read_blocking(|t| Ok((count_history(t)?, history_for_room(t, "room-0", 10_000)?)))
+            .unwrap();
+        assert_eq!(left, 6001 - 2998);
+        assert!(oldest.iter().any(|e| e.identity == "stays"));
+        assert!(oldest.iter().all(|e| e.identity == "stays" || e.left_at.unwrap() >= 3000));
+        // The index lost the same rows.
+        let indexed = s.read_blocking(|t| Ok(t.open_table(HISTORY_BY_ROOM)?.len()?)).unwrap();
+        assert_eq!(indexed, left);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert!(rt.block_on(s.compact()).is_ok());
+        assert_eq!(s.read_blocking(|t| count_history(t)).unwrap(), left);
+        // A backup is a complete, separate store.
+        let copy = d.path().join("copy.redb");
+        let info = s.backup_to(&copy).unwrap();
+        assert_eq!(info.schema_version, SCHEMA_VERSION);
+        assert!(s.backup_to(&copy).is_err(), "an existing file is never overwritten");
+        drop(s);
+        let c = Store::open(&copy).unwrap();
+        assert_eq!(c.read_blocking(|t| count_history(t)).unwrap(), left);
+        assert_eq!(c.read_blocking(|t| history_for_room(t, "room-2", 3)).unwrap().len(), 3);
+    }
 
     #[test]
     fn second_open_is_in_use_and_newer_schema_refused() {

@@ -92,23 +92,142 @@ pub fn delete_user(txn: &WriteTransaction, name: &str) -> Result<User, StoreErro
     let user = user_by_name_w(txn, name)?.ok_or(StoreError::NotFound("user"))?;
     txn.open_table(USERNAMES)?.remove(name)?;
     txn.open_table(USERS)?.remove(user.id.as_str())?;
-    let mut mods = txn.open_multimap_table(MODERATORS)?;
-    let rooms: Vec<String> = {
+    let rooms: Vec<(String, u8)> = {
+        let t = txn.open_table(ROOMS_BY_MEMBER)?;
         let mut v = Vec::new();
-        for row in mods.iter()? {
+        for row in t.range((user.id.as_str(), "")..)? {
+            let (k, flags) = row?;
+            let (u, room) = k.value();
+            if u != user.id {
+                break;
+            }
+            v.push((room.to_string(), flags.value()));
+        }
+        v
+    };
+    let mut mods = txn.open_multimap_table(MODERATORS)?;
+    let mut members = txn.open_table(ROOMS_BY_MEMBER)?;
+    for (r, flags) in rooms {
+        mods.remove(r.as_str(), user.id.as_str())?;
+        // An owned room keeps its owner record (the room outlives its owner's account).
+        if flags & MEMBER_OWNER != 0 {
+            members.insert((user.id.as_str(), r.as_str()), MEMBER_OWNER)?;
+        } else {
+            members.remove((user.id.as_str(), r.as_str()))?;
+        }
+    }
+    Ok(user)
+}
+
+/// Sets or clears `flag` for (user, room) in the member index.
+fn member_flag(txn: &WriteTransaction, user_id: &str, room: &str, flag: u8, on: bool) -> Result<(), StoreError> {
+    let mut t = txn.open_table(ROOMS_BY_MEMBER)?;
+    let old = t.get((user_id, room))?.map(|v| v.value()).unwrap_or(0);
+    let new = if on { old | flag } else { old & !flag };
+    if new == 0 {
+        t.remove((user_id, room))?;
+    } else if new != old {
+        t.insert((user_id, room), new)?;
+    }
+    Ok(())
+}
+
+fn index_public(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
+    let mut t = txn.open_table(ROOMS_PUBLIC)?;
+    if room.settings.public {
+        t.insert(room.name.as_str(), ())?;
+    } else {
+        t.remove(room.name.as_str())?;
+    }
+    Ok(())
+}
+
+/// Builds the room visibility indexes from the rooms and moderators (migration to schema 2).
+pub fn rooms_reindex(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let rooms: Vec<Room> = {
+        let t = txn.open_table(ROOMS)?;
+        let mut v = Vec::new();
+        for row in t.iter()? {
+            v.push(decode::<Room>(row?.1.value())?);
+        }
+        v
+    };
+    let mods: Vec<(String, String)> = {
+        let t = txn.open_multimap_table(MODERATORS)?;
+        let mut v = Vec::new();
+        for row in t.iter()? {
             let (room, ids) = row?;
             for id in ids {
-                if id?.value() == user.id {
-                    v.push(room.value().to_string());
-                }
+                v.push((room.value().to_string(), id?.value().to_string()));
             }
         }
         v
     };
-    for r in rooms {
-        mods.remove(r.as_str(), user.id.as_str())?;
+    for r in &rooms {
+        index_public(txn, r)?;
+        member_flag(txn, &r.owner_id, &r.name, MEMBER_OWNER, true)?;
     }
-    Ok(user)
+    for (room, id) in &mods {
+        member_flag(txn, id, room, MEMBER_MODERATOR, true)?;
+    }
+    Ok(rooms.len() as u64)
+}
+
+/// The rooms `user_id` may see (public, owned, moderated) in name order after `after`, at most
+/// `limit`: a merge of two index ranges, so its cost follows the page, not the table.
+pub fn rooms_visible(txn: &ReadTransaction, user_id: &str, after: Option<&str>, limit: usize) -> Result<Vec<Room>, StoreError> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let public = txn.open_table(ROOMS_PUBLIC)?;
+    let members = txn.open_table(ROOMS_BY_MEMBER)?;
+    let mut pub_it = match after {
+        Some(a) => public.range::<&str>((Excluded(a), Unbounded))?,
+        None => public.range::<&str>(..)?,
+    }
+    .map(|r| r.map(|(k, _)| k.value().to_string()));
+    let start = (user_id, after.unwrap_or(""));
+    let mut mem_it = members
+        .range(start..)?
+        .map(|r| {
+            r.map(|(k, _)| {
+                let (u, room) = k.value();
+                (u == user_id).then(|| room.to_string())
+            })
+        })
+        .filter(|r| !matches!(r, Ok(Some(room)) if Some(room.as_str()) == after))
+        .map_while(|r| r.transpose());
+    let rooms = txn.open_table(ROOMS)?;
+    let mut out = Vec::new();
+    let (mut p, mut m) = (pub_it.next().transpose()?, mem_it.next().transpose()?);
+    while out.len() < limit {
+        let name = match (&p, &m) {
+            (None, None) => break,
+            (Some(a), Some(b)) if a == b => {
+                let n = a.clone();
+                p = pub_it.next().transpose()?;
+                m = mem_it.next().transpose()?;
+                n
+            }
+            (Some(a), Some(b)) if a < b => {
+                let n = a.clone();
+                p = pub_it.next().transpose()?;
+                n
+            }
+            (Some(a), None) => {
+                let n = a.clone();
+                p = pub_it.next().transpose()?;
+                n
+            }
+            (_, Some(b)) => {
+                let n = b.clone();
+                m = mem_it.next().transpose()?;
+                n
+            }
+        };
+        if let Some(r) = get_json::<Room>(&rooms, &name)? {
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 // ---- sessions -----------------------------------------------------------------------------
@@ -159,20 +278,33 @@ pub fn room_insert(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError
         return Err(StoreError::Conflict(format!("room {} already exists", room.name)));
     }
     t.insert(room.name.as_str(), encode(room)?.as_slice())?;
-    Ok(())
+    drop(t);
+    index_public(txn, room)?;
+    member_flag(txn, &room.owner_id, &room.name, MEMBER_OWNER, true)
 }
 
 pub fn room_put(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
     txn.open_table(ROOMS)?.insert(room.name.as_str(), encode(room)?.as_slice())?;
-    Ok(())
+    index_public(txn, room)
 }
 
 /// Deletes a room with its moderators. Live presence and history stay as records.
 pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
-    if txn.open_table(ROOMS)?.remove(name)?.is_none() {
+    let Some(room) = txn.open_table(ROOMS)?.remove(name)?.map(|v| decode::<Room>(v.value())) else {
         return Err(StoreError::NotFound("room"));
+    };
+    let room = room?;
+    let mods: Vec<String> = {
+        let mut t = txn.open_multimap_table(MODERATORS)?;
+        let ids = t.remove_all(name)?.map(|id| id.map(|v| v.value().to_string())).collect::<Result<Vec<_>, _>>()?;
+        ids
+    };
+    txn.open_table(ROOMS_PUBLIC)?.remove(name)?;
+    let mut members = txn.open_table(ROOMS_BY_MEMBER)?;
+    members.remove((room.owner_id.as_str(), name))?;
+    for id in &mods {
+        members.remove((id.as_str(), name))?;
     }
-    txn.open_multimap_table(MODERATORS)?.remove_all(name)?;
     Ok(())
 }
 
@@ -231,11 +363,15 @@ pub fn is_moderator(txn: &ReadTransaction, room: &str, user_id: &str) -> Result<
 }
 
 pub fn moderator_add(txn: &WriteTransaction, room: &str, user_id: &str) -> Result<bool, StoreError> {
-    Ok(!txn.open_multimap_table(MODERATORS)?.insert(room, user_id)?)
+    let added = !txn.open_multimap_table(MODERATORS)?.insert(room, user_id)?;
+    member_flag(txn, user_id, room, MEMBER_MODERATOR, true)?;
+    Ok(added)
 }
 
 pub fn moderator_remove(txn: &WriteTransaction, room: &str, user_id: &str) -> Result<bool, StoreError> {
-    Ok(txn.open_multimap_table(MODERATORS)?.remove(room, user_id)?)
+    let removed = txn.open_multimap_table(MODERATORS)?.remove(room, user_id)?;
+    member_flag(txn, user_id, room, MEMBER_MODERATOR, false)?;
+    Ok(removed)
 }
 
 // ---- live participants and history --------------------------------------------------------
@@ -347,6 +483,7 @@ pub fn participant_join(
     };
     hist.insert(id, encode(&entry)?.as_slice())?;
     drop(hist);
+    txn.open_table(HISTORY_BY_ROOM)?.insert((room, id), ())?;
     let p = LiveParticipant {
         identity: identity.to_string(),
         sid: sid.to_string(),
@@ -383,20 +520,62 @@ pub fn participant_leave(
     Ok(Some(p))
 }
 
+/// The newest `limit` history rows of a room, newest first (from the room index).
 pub fn history_for_room(txn: &ReadTransaction, room: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
-    let t = txn.open_table(HISTORY)?;
+    let index = txn.open_table(HISTORY_BY_ROOM)?;
+    let rows = txn.open_table(HISTORY)?;
     let mut out = Vec::new();
-    for row in t.iter()?.rev() {
-        let (_, v) = row?;
-        let e: HistoryEntry = decode(v.value())?;
-        if e.room == room {
-            out.push(e);
+    for row in index.range((room, 0)..=(room, u64::MAX))?.rev() {
+        let (k, _) = row?;
+        if let Some(v) = rows.get(k.value().1)? {
+            out.push(decode(v.value())?);
             if out.len() >= limit {
                 break;
             }
         }
     }
     Ok(out)
+}
+
+/// Builds the room index of the history from the rows (migration to schema 2).
+pub fn history_reindex(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let rows = txn.open_table(HISTORY)?;
+    let mut index = txn.open_table(HISTORY_BY_ROOM)?;
+    let mut n = 0;
+    for row in rows.iter()? {
+        let (k, v) = row?;
+        let e: HistoryEntry = decode(v.value())?;
+        index.insert((e.room.as_str(), k.value()), ())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Removes at most `max` closed history rows that ended before `before`, oldest first; returns
+/// how many went. Rows of participants still present stay.
+pub fn history_prune(txn: &WriteTransaction, before: u64, max: usize) -> Result<usize, StoreError> {
+    let mut rows = txn.open_table(HISTORY)?;
+    let mut old = Vec::new();
+    for row in rows.iter()? {
+        let (k, v) = row?;
+        let e: HistoryEntry = decode(v.value())?;
+        // Rows are in join order: once joins are recent, nothing further can be old enough.
+        if e.joined_at >= before {
+            break;
+        }
+        if e.left_at.is_some_and(|l| l < before) {
+            old.push((k.value(), e.room));
+            if old.len() >= max {
+                break;
+            }
+        }
+    }
+    let mut index = txn.open_table(HISTORY_BY_ROOM)?;
+    for (id, room) in &old {
+        rows.remove(*id)?;
+        index.remove((room.as_str(), *id))?;
+    }
+    Ok(old.len())
 }
 
 pub fn count_history(txn: &ReadTransaction) -> Result<u64, StoreError> {

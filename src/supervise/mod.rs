@@ -326,7 +326,8 @@ impl<S> Observer<S> for watch::Sender<ChildStatus> {
 
 /// Defines a function of type [`Emit`] that writes one forwarded child line as a tracing event
 /// with target `$source`, fields `source = $source` (journald `SOURCE=`) and `$pid_field` (the
-/// child's pid). Targets and field names are compile-time constants in tracing, so each kind
+/// child's pid); the child's own fields go in `lk_fields` ([`crate::logging::LIVEKIT_FIELDS`]),
+/// which every log output spreads into separate fields. Targets and field names are compile-time constants in tracing, so each kind
 /// of child gets its own emitter: `emitter!(emit_redis, "redis", redis_pid);`.
 #[macro_export]
 macro_rules! emitter {
@@ -335,7 +336,7 @@ macro_rules! emitter {
             macro_rules! ev {
                 ($lvl:expr) => {
                     match fields {
-                        Some(f) => ::tracing::event!(target: $source, $lvl, source = $source, $pid_field = pid, fields = f, "{msg}"),
+                        Some(f) => ::tracing::event!(target: $source, $lvl, source = $source, $pid_field = pid, lk_fields = f, "{msg}"),
                         None => ::tracing::event!(target: $source, $lvl, source = $source, $pid_field = pid, "{msg}"),
                     }
                 };

@@ -168,14 +168,18 @@ pub fn parse_zap_json(line: &str) -> Option<Parsed> {
     }
     let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
     let level = map.remove("level")?;
-    let level = level_of(level.as_str()?);
+    let mut level = level_of(level.as_str()?);
     let msg = match map.remove("msg") {
         Some(serde_json::Value::String(s)) => s,
         Some(other) => other.to_string(),
         None => String::new(),
     };
     map.remove("ts");
-    map.remove("logger");
+    // One line per API request (LiveKit's logger `livekit.api`: the reconciler's ListRooms every
+    // minute) is detail, not news.
+    if map.remove("logger").is_some_and(|l| l.as_str().is_some_and(|l| l.ends_with(".api"))) && level == Level::INFO {
+        level = Level::DEBUG;
+    }
     let fields = (!map.is_empty()).then(|| serde_json::Value::Object(map).to_string());
     Some((level, msg, fields))
 }
@@ -260,6 +264,8 @@ mod tests {
         let f = f.unwrap();
         assert!(f.contains("\"portHttp\":7880") && f.contains("caller") && !f.contains("ts"), "{f}");
         assert_eq!(parse_zap_json(r#"{"level":"error","msg":"x"}"#).unwrap().0, Level::ERROR);
+        let (l, m, _) = parse_zap_json(r#"{"level":"info","logger":"livekit.api","msg":"API RoomService.ListRooms","status":"200"}"#).unwrap();
+        assert_eq!((l, m.as_str()), (Level::DEBUG, "API RoomService.ListRooms"));
         assert!(parse_zap_json("could not parse config").is_none());
         let (l, m, _) = parse_zap_console("2026-11-24T02:27:58.617Z\tWARN\tlivekit\trouting/x.go:1\tsomething odd").unwrap();
         assert_eq!(l, Level::WARN);

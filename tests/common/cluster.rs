@@ -96,7 +96,7 @@ impl LkNode {
             "redis:\n  address: {}\nroom:\n  empty_timeout: 60\n  departure_timeout: 5\nnode_selector:\n  kind: any\n  sort_by: rooms\n  algorithm: lowest\nlogging:\n  level: info\n  json: true\n",
             redis.address()
         );
-        std::fs::write(&config, node_config(ip, (port, tcp, udp), hook_port, &extra)).unwrap();
+        std::fs::write(&config, node_config(ip, (port, tcp, udp), Some(hook_port), &extra)).unwrap();
         let log = dir.path().join("livekit.log");
         let proc = Proc::spawn("livekit-server", Command::new(livekit_binary()).arg("--config").arg(&config), &log);
         let url = format!("http://{ip}:{port}/");

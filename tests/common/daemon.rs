@@ -83,7 +83,20 @@ pub fn http_client() -> reqwest::blocking::Client {
 }
 
 impl Daemon {
+    /// Writes the config and starts the daemon (waiting for `/api/ready` unless told not to).
     pub fn start(opts: Opts) -> Daemon {
+        let wait = opts.wait_ready;
+        let mut d = Daemon::configure(opts);
+        d.spawn();
+        if wait {
+            d.wait_ready();
+        }
+        d
+    }
+
+    /// Writes the config and state directory without starting anything (for the CLI alone,
+    /// or to start later with [`Daemon::spawn`]).
+    pub fn configure(opts: Opts) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = opts.port.unwrap_or_else(free_port);
         let (lk_port, tcp, udp) = (opts.livekit_port.unwrap_or_else(free_port), free_port(), free_port());
@@ -113,7 +126,7 @@ impl Daemon {
         std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
         let mut env = opts.env.clone();
         env.push(("RUNTIME_DIRECTORY".into(), dir.path().join("run").display().to_string()));
-        let mut d = Daemon {
+        Daemon {
             child: None,
             log: dir.path().join("bedrud.log"),
             dir,
@@ -123,12 +136,7 @@ impl Daemon {
             env,
             env_remove: opts.env_remove.clone(),
             http: http_client(),
-        };
-        d.spawn();
-        if opts.wait_ready {
-            d.wait_ready();
         }
-        d
     }
 
     /// Starts the process (again) with the same config and state.

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod external;
 pub mod participant;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,17 @@ pub fn livekit_binary() -> PathBuf {
 pub fn livekit_binary_old() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     tool(&P, "BEDRUD_TEST_LIVEKIT_OLD", "install-livekit", Some("v1.9.12"))
+}
+
+/// Pebble, the ACME test server (`BEDRUD_TEST_PEBBLE`, else built by `scripts/install-pebble`);
+/// `pebble-challtestsrv` is beside it.
+pub fn pebble_binary() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_PEBBLE") {
+        Some(p) => PathBuf::from(p),
+        None => script_path("install-pebble", None),
+    })
+    .clone()
 }
 
 /// Python interpreter with the pinned `livekit` SDK (`scripts/setup-test-env`).

@@ -147,6 +147,11 @@ export const api = {
   login: (username: string, password: string) =>
     call<{ expiresAt: number; user: User }>("POST", "/api/auth/login", { username, password, session: "cookie" }).then((r) => r.user),
   register: (username: string, password: string) => call<{ user: User }>("POST", "/api/auth/register", { username, password }),
+  /** Whether this bedrud still waits for its first administrator. */
+  setupNeeded: () => call<{ needed: boolean }>("GET", "/api/setup").then((r) => r.needed),
+  /** Creates the first administrator with the one-time setup token, and signs in as it. */
+  setup: (token: string, username: string, password: string) =>
+    call<{ expiresAt: number; user: User }>("POST", "/api/setup", { token, username, password, session: "cookie" }).then((r) => r.user),
   logout: () => call<void>("POST", "/api/auth/logout"),
   changePassword: (currentPassword: string, newPassword: string) => call<unknown>("PUT", "/api/auth/password", { currentPassword, newPassword }),
 

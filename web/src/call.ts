@@ -47,6 +47,8 @@ export class Call {
   /** Sources the user just muted themselves: a mute that is not here came from the host. */
   private selfMuting = new Set<string>();
   private canPublishBefore = true;
+  /** While `connect` runs, a failed attempt's `Disconnected` does not end the call. */
+  private connecting = false;
 
   constructor(join: Join, devices: { videoinput?: string; audioinput?: string } = {}) {
     this.join = join;
@@ -125,7 +127,7 @@ export class Call {
       changed();
     });
     r.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
-      if (this.status === "ended") return;
+      if (this.status === "ended" || this.connecting) return;
       this.status = "ended";
       this.endReason =
         reason === DisconnectReason.PARTICIPANT_REMOVED
@@ -155,12 +157,15 @@ export class Call {
    * A token that expired while the page waited is replaced by joining again, silently.
    */
   async connect(tracks: LocalTrack[], displayName: string): Promise<void> {
+    this.connecting = true;
     try {
       await this.room.connect(this.join.url, this.join.token);
     } catch (e) {
       if (!(e instanceof ConnectionError && e.reason === ConnectionErrorReason.NotAllowed)) throw e;
       this.join = await api.rooms.join(this.join.room, displayName);
       await this.room.connect(this.join.url, this.join.token);
+    } finally {
+      this.connecting = false;
     }
     this.status = "connected";
     this.canPublishBefore = this.canPublish();

@@ -9,6 +9,7 @@ import { render, route, session, startRouter } from "./router";
 route("/", () => import("./screens/home").then((m) => m.render));
 route("/signin", () => import("./screens/signin").then((m) => m.render));
 route("/register", () => import("./screens/signin").then((m) => m.renderRegister));
+route("/setup", () => import("./screens/signin").then((m) => m.renderSetup));
 route("/account", () => import("./screens/account").then((m) => m.render));
 route("/admin", () => import("./screens/admin").then((m) => m.render));
 route("/r/:room", () => import("./screens/prejoin").then((m) => m.render));

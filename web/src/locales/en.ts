@@ -29,6 +29,13 @@ export const en = {
   "register.confirm": "Repeat password",
   "register.mismatch": "The passwords do not match.",
   "register.done": "Account created. Welcome!",
+  "setup.title": "Create the administrator",
+  "setup.subtitle": "This bedrud has no administrator yet. The account you create here manages users, rooms and the media server.",
+  "setup.submit": "Create administrator",
+  "setup.done": "Administrator created. Welcome!",
+  "setup.noToken": "Open the setup link that bedrud wrote to its log when it started (journalctl -u bedrud | grep setup), or create the administrator with: bedrud user create NAME --admin",
+  "setup.finished": "Setup is complete: this bedrud already has an administrator.",
+  "setup.pending": "No administrator yet. Open the setup link from bedrud's log (journalctl -u bedrud) to create one.",
 
   "home.title": "Your rooms",
   "home.subtitle": "Rooms you own, moderate, or that are open to everyone.",

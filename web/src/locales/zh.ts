@@ -31,6 +31,13 @@ export const zh: Record<Key, string> = {
   "register.confirm": "再次输入密码",
   "register.mismatch": "两次输入的密码不一致。",
   "register.done": "账户已创建，欢迎！",
+  "setup.title": "创建管理员",
+  "setup.subtitle": "这个 bedrud 还没有管理员。你在这里创建的账户将管理用户、会议室和媒体服务器。",
+  "setup.submit": "创建管理员",
+  "setup.done": "管理员已创建，欢迎！",
+  "setup.noToken": "请打开 bedrud 启动时写入日志的设置链接（journalctl -u bedrud | grep setup），或用命令创建管理员：bedrud user create NAME --admin",
+  "setup.finished": "设置已完成：这个 bedrud 已经有管理员了。",
+  "setup.pending": "还没有管理员。请打开 bedrud 日志（journalctl -u bedrud）中的设置链接来创建。",
 
   "home.title": "我的会议室",
   "home.subtitle": "你拥有、主持或对所有人开放的会议室。",

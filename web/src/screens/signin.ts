@@ -1,4 +1,5 @@
-// Sign-in, and registration when the server allows it (`auth.registration`).
+// Sign-in, registration when the server allows it (`auth.registration`), and the first run's
+// setup page that creates the administrator with the one-time link from bedrud's log.
 
 import { api } from "../api";
 import { field, h } from "../dom";
@@ -66,6 +67,11 @@ export function render(root: HTMLElement): void {
     : null;
   root.append(frame(t("signin.title"), t("signin.subtitle"), form, footer));
   username.focus();
+  // A new install: say where the first administrator comes from.
+  void api.setupNeeded().then(
+    (needed) => needed && form.before(h("p", { class: "soft-alert", role: "status" }, icon("alert"), h("span", null, t("setup.pending")))),
+    () => undefined,
+  );
 }
 
 export function renderRegister(root: HTMLElement): void {
@@ -105,4 +111,48 @@ export function renderRegister(root: HTMLElement): void {
   const footer = h("p", { class: "auth-switch" }, t("signin.haveAccount"), " ", h("a", { href: `/signin${location.search}`, "data-link": true }, t("signin.toSignin")));
   root.append(frame(t("register.title"), t("signin.subtitle"), form, footer));
   username.focus();
+}
+
+export function renderSetup(root: HTMLElement): void {
+  const token = new URLSearchParams(location.search).get("token") ?? "";
+  const username = h("input", { name: "username", autocomplete: "username", required: true, autocapitalize: "none", spellcheck: "false", value: "admin" });
+  const password = h("input", { name: "password", type: "password", autocomplete: "new-password", required: true });
+  const repeat = h("input", { name: "repeat", type: "password", autocomplete: "new-password", required: true });
+  const err = formError();
+  const submit = button(t("setup.submit"), { type: "submit", kind: "primary block" });
+  const form = h(
+    "form",
+    {
+      class: "form",
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        err.show(null);
+        if (password.value !== repeat.value) return err.show(t("register.mismatch"));
+        void busy(submit, async () => {
+          try {
+            session.user = await api.setup(token, username.value.trim(), password.value);
+            toast(t("setup.done"));
+            navigate("/admin", true);
+          } catch (e) {
+            err.show(errorText(e));
+          }
+        });
+      },
+    },
+    field(t("signin.username"), username),
+    field(t("signin.password"), password),
+    field(t("register.confirm"), repeat),
+    err.el,
+    submit,
+  );
+  const footer = h("p", { class: "auth-switch" }, t("signin.haveAccount"), " ", h("a", { href: "/signin", "data-link": true }, t("signin.toSignin")));
+  root.append(frame(t("setup.title"), t("setup.subtitle"), form, footer));
+  // Without a token, or once an administrator exists, the form cannot succeed: say so.
+  const notice = (key: "setup.noToken" | "setup.finished") => {
+    form.replaceChildren(h("p", { class: "soft-alert", role: "status" }, icon("alert"), h("span", null, t(key))));
+  };
+  void api.setupNeeded().then(
+    (needed) => (!needed ? notice("setup.finished") : token ? password.focus() : notice("setup.noToken")),
+    () => undefined,
+  );
 }
