@@ -63,6 +63,8 @@ pub enum Command {
         /// A file written by `bedrud backup`.
         file: PathBuf,
     },
+    /// Print the HTTP API's OpenAPI 3.1 document (JSON; also served at /api/openapi.json).
+    Openapi,
     /// Print the version.
     Version,
 }
@@ -128,6 +130,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Version = cli.command {
         println!("bedrud {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if let Command::Openapi = cli.command {
+        println!("{}", crate::http::openapi::json());
         return ExitCode::SUCCESS;
     }
     let file = config::locate(cli.config.as_deref());
@@ -377,7 +383,7 @@ async fn command(cmd: Command, loaded: &Loaded) -> Result<(), String> {
         Command::Restore { file } => restore(&cfg.database_path(), &file).await,
         Command::User(u) => user_command(u, &cfg.database_path()).await,
         Command::Room(r) => room_command(r, &cfg.database_path()).await,
-        Command::Run | Command::Config(_) | Command::Version | Command::Doctor { .. } => Ok(()),
+        Command::Run | Command::Config(_) | Command::Version | Command::Openapi | Command::Doctor { .. } => Ok(()),
     }
 }
 

@@ -34,7 +34,7 @@ pub fn validate_settings(s: &RoomSettings) -> Result<(), ApiError> {
 }
 
 /// A room as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomView {
     pub name: String,

@@ -589,3 +589,189 @@ fn admin_event_stream_sends_the_overview() {
     assert_eq!(events[0]["livekit"]["mode"], "embedded");
     assert_eq!(events[1]["users"], 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAPI document
+
+/// Error codes any operation may answer (request guard, time limit, panics, the store), listed
+/// once in the document's description rather than per operation.
+const GLOBAL_CODES: [&str; 7] = ["csrf_rejected", "method_not_allowed", "timeout", "internal", "store_unavailable", "store_read_only", "insufficient_storage"];
+
+/// The codes an error answer's description lists: every `backquoted` word.
+fn listed_codes(description: &str) -> Vec<String> {
+    description.split('`').skip(1).step_by(2).map(String::from).collect()
+}
+
+/// One request of the sweep: status, body (Null when empty or not JSON), content type. Event
+/// streams are not read past their headers.
+fn call(d: &Daemon, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value, String) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = d.http.request(m, d.url(path)).timeout(Duration::from_secs(20));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = resp.status().as_u16();
+    let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if ctype.starts_with("text/event-stream") {
+        return (status, serde_json::Value::Null, ctype);
+    }
+    let text = resp.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), ctype)
+}
+
+#[test]
+fn openapi_document_describes_every_route_and_what_it_answers() {
+    let d = Daemon::start(Opts { auth: "  guestJoin: true\n  registration: true\n".into(), ..Opts::default() });
+    let (status, doc) = d.get("/api/openapi.json", None);
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    // The CLI prints the same document without a daemon.
+    let out = std::process::Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), doc);
+    // The web client's copy and the TypeScript types made from it are current.
+    let web = common::repo_root().join("web");
+    let copy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(web.join("openapi.json")).unwrap()).unwrap();
+    assert!(copy == doc, "web/openapi.json differs from the API the code describes: run `make api-types`");
+    let tool = web.join("node_modules/.bin/openapi-typescript");
+    assert!(tool.exists(), "{} is missing: run scripts/build-web (npm ci)", tool.display());
+    let gen = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&tool).arg(web.join("openapi.json")).arg("-o").arg(gen.path().join("api.gen.ts")).output().unwrap();
+    assert!(out.status.success(), "openapi-typescript: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        std::fs::read_to_string(gen.path().join("api.gen.ts")).unwrap() == std::fs::read_to_string(web.join("src/api.gen.ts")).unwrap(),
+        "web/src/api.gen.ts is not what web/openapi.json gives: run `make api-types`"
+    );
+
+    // Routes come from `routes!` (which documents them): no API route is added any other way.
+    let src = common::repo_root().join("src");
+    let mut stack = vec![src];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    if line.contains(".route(\"/api/") && !line.contains("/api/test/panic") {
+                        panic!("{}:{}: an API route outside routes!(), so not in the OpenAPI document: {line}", p.display(), i + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    // Every operation says who may call it and which codes its errors carry.
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            let security = op["security"].as_array().unwrap_or_else(|| panic!("{name}: no security requirement"));
+            let anonymous = security.iter().any(|s| s.as_object().unwrap().is_empty());
+            let admin = security.iter().any(|s| s["bearer"].as_array().is_some_and(|r| r.iter().any(|x| x == "admin")));
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.keys().any(|s| s.starts_with('2')), "{name}: no success answer");
+            for (status, r) in responses {
+                let is_error_body = r["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorBody";
+                if status.as_str() >= "400" && is_error_body {
+                    assert!(!listed_codes(r["description"].as_str().unwrap()).is_empty(), "{name} {status}: no error codes listed");
+                }
+            }
+            if !anonymous {
+                let d401 = responses.get("401").unwrap_or_else(|| panic!("{name}: signed-in only but no 401"));
+                assert!(listed_codes(d401["description"].as_str().unwrap()).contains(&"unauthorized".to_string()), "{name}");
+            }
+            if admin {
+                assert!(responses.contains_key("403"), "{name}: administrators only but no 403");
+            }
+            ops.push((method.to_uppercase(), path.clone(), op.clone()));
+        }
+    }
+    assert!(ops.len() >= 30, "{} operations", ops.len());
+
+    // Sweep: every operation called by nobody, a guest, a user who manages nothing, the room's
+    // owner and an administrator, with no body, an empty object and broken JSON. Every answer's
+    // status (and error code) must be documented for that operation; JSON answers are validated
+    // against the documented schema afterwards.
+    let admin = d.admin();
+    d.create_user("oa-owner", "password-owner", false);
+    d.create_user("oa-plain", "password-plain", false);
+    let owner = d.login("oa-owner", "password-owner");
+    let plain = d.login("oa-plain", "password-plain");
+    assert_eq!(d.post("/api/room/create", Some(&owner), json!({ "name": "oa-room", "settings": { "public": true } })).0, 201);
+    let (s, g) = d.post("/api/room/join", None, json!({ "room": "oa-room", "name": "G" }));
+    assert_eq!(s, 200, "{g}");
+    let guest = g["guestToken"].as_str().unwrap().to_string();
+    let callers: [(&str, Option<&str>); 5] = [("nobody", None), ("guest", Some(&guest)), ("plain", Some(&plain)), ("owner", Some(&owner)), ("admin", Some(&admin))];
+    let mut answers = Vec::new();
+    let mut undocumented = Vec::new();
+    // Sign-outs and password changes last: they end the caller's session.
+    ops.sort_by_key(|(m, p, _)| (p == "/api/auth/logout" || p == "/api/auth/password", m.clone(), p.clone()));
+    for (method, path, op) in &ops {
+        for (who, token) in callers {
+            // Destructive calls by those allowed to make them aim at names that do not exist.
+            let target = |var: &str| -> &str {
+                let writes = method != "GET";
+                match (var, who, writes) {
+                    ("name", "admin", true) if path.starts_with("/api/admin/users") => "no-such-user",
+                    ("name", "owner" | "admin", true) if method == "DELETE" => "no-such-room",
+                    ("name", _, _) if path.starts_with("/api/admin/users") => "oa-plain",
+                    ("name", _, _) => "oa-room",
+                    ("user", _, _) => "oa-plain",
+                    _ => "nobody",
+                }
+            };
+            let mut concrete = path.clone();
+            for var in ["name", "user", "identity"] {
+                concrete = concrete.replace(&format!("{{{var}}}"), target(var));
+            }
+            for body in [None, Some("{}"), Some("{not json")] {
+                if body.is_some() && op.get("requestBody").is_none() {
+                    continue;
+                }
+                // A successful password change or sign-out is not repeated with other bodies.
+                let (status, value, _) = call(&d, method, &concrete, token, body);
+                let documented = op["responses"].get(status.to_string());
+                let code = value["error"]["code"].as_str().map(String::from);
+                let ok = match (documented, &code) {
+                    (_, Some(c)) if GLOBAL_CODES.contains(&c.as_str()) => true,
+                    (Some(r), Some(c)) => listed_codes(r["description"].as_str().unwrap_or("")).contains(c),
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                if !ok {
+                    undocumented.push(format!("{method} {concrete} as {who} with {body:?}: {status} {code:?}"));
+                }
+                if status < 300 && !value.is_null() {
+                    answers.push(json!({ "op": format!("{method} {path}"), "status": status, "body": value }));
+                }
+            }
+        }
+    }
+    assert!(undocumented.is_empty(), "answers the document does not describe:\n{}", undocumented.join("\n"));
+
+    // Successful answers of the operations the sweep could not make succeed.
+    let owner = d.login("oa-owner", "password-owner");
+    let admin = d.login("admin", "admin-password");
+    for (method, path, token, body) in [
+        ("POST", "/api/room/create", &owner, json!({ "name": "oa-second" })),
+        ("PUT", "/api/room/oa-second/settings", &owner, json!({ "allowChat": false })),
+        ("POST", "/api/admin/users", &admin, json!({ "username": "oa-new", "password": "password-new" })),
+        ("PUT", "/api/admin/users/oa-new", &admin, json!({ "role": "admin" })),
+        ("POST", "/api/auth/login", &owner, json!({ "username": "oa-owner", "password": "password-owner" })),
+        ("POST", "/api/auth/login", &owner, json!({ "username": "oa-owner", "password": "password-owner", "session": "cookie" })),
+    ] {
+        let (status, value) = d.api(method, path, Some(token), Some(body));
+        assert!(status < 300, "{method} {path}: {status} {value}");
+        let template = if path.starts_with("/api/room/oa-second") { "/api/room/{name}/settings" } else if path.starts_with("/api/admin/users/") { "/api/admin/users/{name}" } else { path };
+        answers.push(json!({ "op": format!("{method} {template}"), "status": status, "body": value }));
+    }
+    let covered: std::collections::BTreeSet<String> = answers.iter().map(|a| a["op"].as_str().unwrap().to_string()).collect();
+    let report = common::validate_answers(&doc, answers).unwrap_or_else(|e| panic!("answers that do not match the document:\n{e}"));
+    eprintln!("{} operations; JSON success answers validated for {} of them: {report}", ops.len(), covered.len());
+}

@@ -128,6 +128,7 @@ fn embedded_room_composite_recording_end_to_end() {
     let (_, g) = d.post("/api/room/join", None, json!({ "room": "rec", "name": "G" }));
     let guest = g["guestToken"].as_str().unwrap().to_string();
     let ready = wait_recording_available(&d);
+    let mut answers = vec![json!({ "op": "GET /api/ready", "status": 200, "body": d.get("/api/ready", None).1 })];
     assert_eq!(ready["egress"]["state"], "ready", "{ready}");
     assert_eq!(ready["redis"]["state"], "ready", "{ready}");
     // bedrud doctor sees the same helpers running.
@@ -148,6 +149,7 @@ fn embedded_room_composite_recording_end_to_end() {
     let t0 = Instant::now();
     let (s, v) = d.post("/api/room/rec/recording/start", Some(&owner), json!({ "layout": "grid" }));
     assert_eq!(s, 201, "{v}\n{}", tail(&d.log_text(), 40));
+    answers.push(json!({ "op": "POST /api/room/{name}/recording/start", "status": s, "body": v }));
     let rec = v["recording"].clone();
     let id = rec["id"].as_str().unwrap().to_string();
     assert_eq!(rec["room"], "rec");
@@ -170,6 +172,7 @@ fn embedded_room_composite_recording_end_to_end() {
     let (s, v) = d.post("/api/room/rec/recording/stop", Some(&modr), json!({}));
     assert_eq!(s, 200, "{v}");
     assert!(["ending", "complete"].contains(&v["recording"]["status"].as_str().unwrap_or("")), "{v}");
+    answers.push(json!({ "op": "POST /api/room/{name}/recording/stop", "status": s, "body": v }));
     let done = wait_status(&d, &owner, &id, &["complete", "failed"], SECS(60));
     assert_eq!(done["status"], "complete", "{done}\n{}", tail(&d.log_text(), 60));
     assert_eq!(done["file"].as_str(), Some(file.to_str().unwrap()), "{done}");
@@ -177,6 +180,12 @@ fn embedded_room_composite_recording_end_to_end() {
     assert_eq!(size, std::fs::metadata(&file).unwrap().len(), "{done}");
     let recorded_ms = done["durationMs"].as_u64().unwrap_or(0);
     assert!(recorded_ms >= 5000, "at least 5 s recorded: {done}");
+    // Every answer matches the API document (the helpers' states in /api/ready included).
+    answers.push(json!({ "op": "GET /api/recordings/{id}", "status": 200, "body": { "recording": done } }));
+    let (s, l) = d.get("/api/room/rec/recordings", Some(&owner));
+    answers.push(json!({ "op": "GET /api/room/{name}/recordings", "status": s, "body": l }));
+    let doc = d.get("/api/openapi.json", None).1;
+    common::validate_answers(&doc, answers).unwrap_or_else(|e| panic!("answers that do not match the document:\n{e}"));
 
     // The file: H.264 video and Opus audio, as long as the worker says it recorded.
     let (streams, seconds) = probe(&file);
@@ -346,6 +355,9 @@ fn recording_unavailable_says_why_and_changes_nothing() {
     assert_eq!(r["recording"]["available"], false, "{r}");
     assert!(why.contains("egress not found") && why.contains("/nonexistent/egress"), "{r}");
     assert_eq!(r["recording"]["redis"]["state"], "ready", "{r}");
+    // The helpers' states, a failed one included, match the API document.
+    let doc = d.get("/api/openapi.json", None).1;
+    common::validate_answers(&doc, vec![json!({ "op": "GET /api/ready", "status": s, "body": r })]).unwrap_or_else(|e| panic!("{e}"));
     let (s, v) = d.post("/api/room/quiet/recording/start", Some(&admin), json!({}));
     assert_eq!((s, v["error"]["code"].as_str()), (503, Some("recording_unavailable")), "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("scripts/install-egress"), "the fix is named: {v}");
@@ -520,6 +532,10 @@ fn two_node_cluster_heals_within_one_period_when_a_node_dies() {
     let view = cluster_view(&d);
     let dead = view.iter().find(|(id, _, _)| id == &id_b).expect("dead node reported");
     assert!(!dead.1, "{view:?}");
+    // /api/ready's cluster block (a dead node in it) matches the API document.
+    let (status, ready) = d.get("/api/ready", None);
+    let doc = d.get("/api/openapi.json", None).1;
+    common::validate_answers(&doc, vec![json!({ "op": "GET /api/ready", "status": status, "body": ready })]).unwrap_or_else(|e| panic!("{e}"));
     assert!(d.log_text().contains(&format!("LiveKit node {id_b} is down")), "the loss is logged");
     doctor_finding(&d, &admin, "cluster", "warn", &format!("down: {id_b}"));
     doctor_finding(&d, &admin, "redis", "ok", &format!("the cluster's Redis at {} answers PING", redis.address()));

@@ -31,7 +31,7 @@ use crate::livekit::binary::Version;
 use crate::livekit::ApiKeys;
 
 /// The outcome of one finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
@@ -97,7 +97,7 @@ pub mod rows {
 }
 
 /// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub check: String,
     pub status: Status,
@@ -138,7 +138,7 @@ impl Finding {
 }
 
 /// Counts per status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Summary {
     pub ok: usize,
     pub warn: usize,
@@ -147,7 +147,7 @@ pub struct Summary {
 }
 
 /// Everything `bedrud doctor` found.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     /// The configuration file checked (or "built-in defaults").

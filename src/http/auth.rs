@@ -3,38 +3,40 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::Router;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::cookie::{clear_session, session_cookie, set_session, with_cookie, Delivery};
 use super::extract::{bearer, credential, resolve, AuthUser, Caller, ClientAddr, Json};
 use super::SharedState;
 use crate::accounts;
 use crate::auth::{dummy_hash, new_token, token_key, user_session};
-use crate::error::ApiError;
-use crate::store::{self, Role, User};
+use crate::error::{ApiError, ErrorBody};
+use crate::store::{self, Role, User, UserView};
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/me", get(me))
-        .route("/api/auth/password", put(change_password))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Credentials {
+pub(super) struct Credentials {
+    /// 3-32 lowercase letters, digits, `.`, `_` and `-`.
     username: String,
+    /// At least 8 characters.
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(super) struct Login {
     username: String,
     password: String,
     /// `"cookie"`: the web client's sign-in; the session goes into the cookie, not the answer.
@@ -42,12 +44,41 @@ struct Login {
     session: Delivery,
 }
 
-async fn register(State(st): State<SharedState>, Json(c): Json<Credentials>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+/// One user.
+#[derive(Serialize, ToSchema)]
+pub(super) struct UserAnswer {
+    pub user: UserView,
+}
+
+/// A new session: the token is absent when it went into the session cookie.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SessionAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    /// Unix milliseconds.
+    expires_at: u64,
+    user: UserView,
+}
+
+/// Creates an account (when `auth.registration` is on). Does not sign in.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", security(()),
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Created", body = UserAnswer),
+        (status = 400, description = "`invalid_username`, `invalid_password`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 403, description = "`registration_closed`", body = ErrorBody),
+        (status = 409, description = "`user_exists`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`busy`: too many password checks at once", body = ErrorBody),
+    ))]
+async fn register(State(st): State<SharedState>, Json(c): Json<Credentials>) -> Result<(StatusCode, axum::Json<UserAnswer>), ApiError> {
     if !st.config().auth.registration {
         return Err(ApiError::forbidden("registration is closed; ask an administrator for an account").with_code("registration_closed"));
     }
     let user = accounts::create_user(&st.store, &c.username, &c.password, Role::User).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "user": user }))))
+    Ok((StatusCode::CREATED, axum::Json(UserAnswer { user })))
 }
 
 /// Issues a new session for `user` and answers with it: the token in the body, or for the
@@ -59,14 +90,27 @@ pub(super) async fn start_session(st: &SharedState, user: &User, delivery: Deliv
     let expires_at = session.expires_at;
     st.store.write(move |txn| store::session_put(txn, &key, &session)).await?;
     Ok(match delivery {
-        Delivery::Token => axum::Json(json!({ "token": token, "expiresAt": expires_at, "user": user.view() })).into_response(),
+        Delivery::Token => axum::Json(SessionAnswer { token: Some(token), expires_at, user: user.view() }).into_response(),
         Delivery::Cookie => with_cookie(
-            axum::Json(json!({ "expiresAt": expires_at, "user": user.view() })).into_response(),
+            axum::Json(SessionAnswer { token: None, expires_at, user: user.view() }).into_response(),
             set_session(&token, cfg.auth.session_ttl.as_secs(), cfg.server.tls_enabled()),
         ),
     })
 }
 
+/// Signs in with a username and password.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(()),
+    request_body = Login,
+    responses(
+        (status = 200, description = "A new session", body = SessionAnswer),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`user_disabled`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` (with Retry-After)", body = ErrorBody),
+        (status = 503, description = "`busy`: too many password checks at once", body = ErrorBody),
+    ))]
 async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json(c): Json<Login>) -> Result<Response, ApiError> {
     let ip = addr.map(|a| a.ip());
     let name = c.username.trim().to_ascii_lowercase();
@@ -97,6 +141,11 @@ async fn login(State(st): State<SharedState>, ClientAddr(addr): ClientAddr, Json
 
 /// Ends the caller's session (a user's or a guest's) and removes the session cookie. A stale
 /// cookie is removed too: the browser is signed out either way.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+    ))]
 async fn logout(State(st): State<SharedState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let clear = |resp: Response| match (bearer(&headers), session_cookie(&headers)) {
         (None, Some(_)) => with_cookie(resp, clear_session(st.config().server.tls_enabled())),
@@ -115,18 +164,36 @@ async fn logout(State(st): State<SharedState>, headers: HeaderMap) -> Result<Res
     Ok(clear(StatusCode::NO_CONTENT.into_response()))
 }
 
-async fn me(auth: AuthUser) -> axum::Json<Value> {
-    axum::Json(json!({ "user": auth.user.view() }))
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = UserAnswer),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no account", body = ErrorBody),
+    ))]
+async fn me(auth: AuthUser) -> axum::Json<UserAnswer> {
+    axum::Json(UserAnswer { user: auth.user.view() })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PasswordChange {
+pub(super) struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
 /// Changes the caller's password; every session ends and a fresh one is returned.
+#[utoipa::path(put, path = "/api/auth/password", tag = "auth", security(("bearer" = []), ("cookie" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "A new session (the others ended)", body = SessionAnswer),
+        (status = 400, description = "`invalid_password`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`, `invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no password", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`busy`: too many password checks at once", body = ErrorBody),
+    ))]
 async fn change_password(State(st): State<SharedState>, auth: AuthUser, Json(p): Json<PasswordChange>) -> Result<Response, ApiError> {
     if !accounts::verify(p.current_password, auth.user.password_hash.clone()).await? {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "current password is wrong"));

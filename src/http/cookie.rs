@@ -19,7 +19,7 @@ pub const SESSION_COOKIE: &str = "bedrud_session";
 
 /// How a sign-in hands over its session: as a token in the JSON answer (API clients, the
 /// default) or as the session cookie (the web client), in which case the answer has no token.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Delivery {
     #[default]

@@ -7,6 +7,7 @@ mod client;
 mod cookie;
 mod extract;
 mod health;
+pub mod openapi;
 mod recordings;
 mod rooms;
 pub mod serve;
@@ -25,6 +26,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::LoginLimiter;
@@ -129,25 +132,41 @@ fn cluster_redis(config: &Config) -> Option<RedisConn> {
 /// Largest webhook body accepted (LiveKit's events carry room and participant info).
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
+/// Every API route with its description, in two parts that get different body limits: the
+/// router and the OpenAPI document both come from here.
+fn api_parts() -> (OpenApiRouter<SharedState>, OpenApiRouter<SharedState>) {
+    let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(auth::routes())
+        .merge(admin::routes())
+        .merge(rooms::routes())
+        .merge(recordings::routes())
+        .merge(setup::routes());
+    (api, webhook::routes())
+}
+
+/// The whole API, described (for the OpenAPI document).
+pub(crate) fn api_routes() -> OpenApiRouter<SharedState> {
+    let (api, webhook) = api_parts();
+    api.merge(webhook)
+}
+
 /// The whole API, and the web client for every other path.
 pub fn router(state: SharedState) -> Router {
     let cfg = state.config();
     let timeout = cfg.server.request_timeout;
-    let mut api = Router::new();
+    let (api, webhook) = api_parts();
+    let (api, _) = api.split_for_parts();
+    let (webhook, _) = webhook.split_for_parts();
+    let mut api = api.layer(DefaultBodyLimit::max(cfg.server.body_limit));
     // A failpoint for the test that a panicking handler answers 500 and the daemon serves on;
     // only present when the daemon is started with BEDRUD_TEST_PANIC_ROUTE=1.
     if std::env::var_os("BEDRUD_TEST_PANIC_ROUTE").is_some_and(|v| v == "1") {
         api = api.route("/api/test/panic", axum::routing::get(failpoint_panic));
     }
-    api.merge(health::routes())
-        .merge(auth::routes())
-        .merge(admin::routes())
-        .merge(rooms::routes())
-        .merge(recordings::routes())
-        .merge(setup::routes())
-        .layer(DefaultBodyLimit::max(cfg.server.body_limit))
+    api
         // The webhook gets its own, larger body limit.
-        .merge(webhook::routes().layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))
+        .merge(webhook.layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)))
         .fallback(ui::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(cookie::guard))

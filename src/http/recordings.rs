@@ -6,38 +6,69 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::AuthUser;
 use super::SharedState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::recording::record::{Recording, Status};
 use crate::rooms;
 use crate::store::{self, User};
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/room/{name}/recording/start", post(start))
-        .route("/api/room/{name}/recording/stop", post(stop))
-        .route("/api/room/{name}/recordings", get(list))
-        .route("/api/recordings/{id}", get(show).delete(remove))
-        .route("/api/recordings/{id}/file", get(file))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(list))
+        .routes(routes!(show, remove))
+        .routes(routes!(file))
 }
 
-#[derive(Deserialize, Default)]
+/// How to record; every field may be left out (and the whole body too).
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct StartRequest {
+pub(super) struct StartRequest {
+    /// LiveKit's composite layout: `grid`, `speaker` or `single-speaker` (default
+    /// `recording.layout`).
     layout: Option<String>,
+    /// Record sound only, into an OGG file (default false: an MP4 video).
     #[serde(default)]
     audio_only: bool,
 }
 
-/// The body is optional: an empty one starts a recording with the defaults.
-async fn start(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+/// One recording.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RecordingAnswer {
+    recording: Recording,
+}
+
+/// A room's recordings, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RecordingList {
+    recordings: Vec<Recording>,
+}
+
+/// Starts recording the room (its owner, moderators or an administrator). The body is optional:
+/// an empty one records with the defaults.
+#[utoipa::path(post, path = "/api/room/{name}/recording/start", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    request_body = Option<StartRequest>,
+    responses(
+        (status = 201, description = "Started (status `starting` or `active`)", body = RecordingAnswer),
+        (status = 400, description = "`invalid_layout`, `invalid_json`, `invalid_request`, `livekit_invalid_argument`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 409, description = "`recording_active`: the room is being recorded already; `room_not_live`: nobody has joined yet", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+        (status = 503, description = "`recording_unavailable`: recording is off, or its helpers or an egress worker are missing", body = ErrorBody),
+    ))]
+async fn start(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, body: Bytes) -> Result<(StatusCode, axum::Json<RecordingAnswer>), ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
     let req: StartRequest = if body.iter().all(u8::is_ascii_whitespace) {
         StartRequest::default()
@@ -48,19 +79,39 @@ async fn start(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<S
         })?
     };
     let lk = st.livekit.borrow().clone();
-    let r = st.recorder.start(&st.config(), &lk, &auth.user, &name, req.layout, req.audio_only).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "recording": r }))))
+    let recording = st.recorder.start(&st.config(), &lk, &auth.user, &name, req.layout, req.audio_only).await?;
+    Ok((StatusCode::CREATED, axum::Json(RecordingAnswer { recording })))
 }
 
-async fn stop(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+/// Stops the room's recording; its file is finished shortly after (status `ending`, then
+/// `complete`).
+#[utoipa::path(post, path = "/api/room/{name}/recording/stop", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "Stop asked", body = RecordingAnswer),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `recording_not_found`", body = ErrorBody),
+        (status = 409, description = "`not_recording`: the room is not being recorded; `recording_starting`: try again in a moment", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn stop(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>) -> Result<axum::Json<RecordingAnswer>, ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
-    let r = st.recorder.stop(&name).await?;
-    Ok(axum::Json(json!({ "recording": r })))
+    Ok(axum::Json(RecordingAnswer { recording: st.recorder.stop(&name).await? }))
 }
 
-async fn list(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+/// The room's recordings, newest first.
+#[utoipa::path(get, path = "/api/room/{name}/recordings", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "The room's recordings", body = RecordingList),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
+async fn list(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>) -> Result<axum::Json<RecordingList>, ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
-    Ok(axum::Json(json!({ "recordings": st.recorder.list(&name).await? })))
+    Ok(axum::Json(RecordingList { recordings: st.recorder.list(&name).await? }))
 }
 
 /// The recording, if `user` may see it: a manager of its room, or an admin (also once the room
@@ -81,10 +132,30 @@ async fn visible(st: &SharedState, user: &User, id: &str) -> Result<Recording, A
     Ok(r)
 }
 
-async fn show(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(json!({ "recording": visible(&st, &auth.user, &id).await? })))
+/// One recording (for its room's managers; administrators also once the room is gone).
+#[utoipa::path(get, path = "/api/recordings/{id}", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Recording id")),
+    responses(
+        (status = 200, description = "The recording", body = RecordingAnswer),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests", body = ErrorBody),
+        (status = 404, description = "`recording_not_found`: no such recording, or not the caller's to see", body = ErrorBody),
+    ))]
+async fn show(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<String>) -> Result<axum::Json<RecordingAnswer>, ApiError> {
+    Ok(axum::Json(RecordingAnswer { recording: visible(&st, &auth.user, &id).await? }))
 }
 
+/// Deletes an ended recording and its file (local or in the storage bucket).
+#[utoipa::path(delete, path = "/api/recordings/{id}", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+    params(("id" = String, Path, description = "Recording id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests", body = ErrorBody),
+        (status = 404, description = "`recording_not_found`: no such recording, or not the caller's to see", body = ErrorBody),
+        (status = 409, description = "`recording_active`: it has not ended; stop it first", body = ErrorBody),
+        (status = 502, description = "`storage_error`: the storage bucket refused the deletion", body = ErrorBody),
+    ))]
 async fn remove(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let r = visible(&st, &auth.user, &id).await?;
     st.recorder.delete(&st.config(), &r).await?;
@@ -92,6 +163,28 @@ async fn remove(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<St
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The recording's file: `video/mp4`, or `audio/ogg` for audio-only recordings, as an
+/// attachment. One byte range (`Range: bytes=…`) is served; several are answered with the first.
+/// Recordings kept in a storage bucket redirect to a presigned URL valid for 15 minutes.
+#[utoipa::path(get, path = "/api/recordings/{id}/file", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+    params(
+        ("id" = String, Path, description = "Recording id"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`, `bytes=1024-` or `bytes=-500`"),
+    ),
+    responses(
+        (status = 200, description = "The whole file", content(("video/mp4"), ("audio/ogg")),
+            headers(("Accept-Ranges" = String, description = "`bytes`"), ("Content-Disposition" = String, description = "`attachment` with the room and file name"))),
+        (status = 206, description = "The requested range", content(("video/mp4"), ("audio/ogg")),
+            headers(("Content-Range" = String, description = "`bytes START-END/LENGTH`"), ("Accept-Ranges" = String, description = "`bytes`"))),
+        (status = 302, description = "The file is in the storage bucket: `Location` is a presigned URL valid for 15 minutes",
+            headers(("Location" = String, description = "Presigned download URL"))),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests", body = ErrorBody),
+        (status = 404, description = "`recording_not_found`: no such recording, or not the caller's to see; `file_not_found`: its file is gone", body = ErrorBody),
+        (status = 409, description = "`recording_not_ready`: it has no finished file (yet)", body = ErrorBody),
+        (status = 416, description = "`range_not_satisfiable`: the range lies outside the file; `Content-Range: bytes */LENGTH` gives its size", body = ErrorBody,
+            headers(("Content-Range" = String, description = "`bytes */LENGTH`"))),
+    ))]
 async fn file(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let r = visible(&st, &auth.user, &id).await?;
     if !matches!(r.status, Status::Complete | Status::LimitReached) {

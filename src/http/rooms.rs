@@ -5,77 +5,129 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::HOST;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use axum::Router;
 use livekit_protocol as proto;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::cookie::{set_session, with_cookie, Delivery};
 use super::extract::{caller_of, lookup_session, AnyCaller, AuthUser, BearerKey, Caller, Json};
 use super::SharedState;
 use crate::auth::{guest_session, new_token};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::livekit::client::{source_name, source_value};
 use crate::livekit::token::{join_token, JoinRole};
-use crate::rooms;
-use crate::store::{self, RoomSettings, Session, StoreError};
+use crate::rooms::{self, RoomView};
+use crate::store::{self, RoomSettings, Session, StoreError, TrackInfo};
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/api/room/create", post(create))
-        .route("/api/room/list", get(list))
-        .route("/api/room/join", post(join))
-        .route("/api/room/{name}", get(show).delete(remove))
-        .route("/api/room/{name}/settings", put(settings))
-        .route("/api/room/{name}/moderators/{user}", post(add_moderator).delete(remove_moderator))
-        .route("/api/room/{name}/participants", get(participants))
-        .route("/api/room/{name}/kick/{identity}", post(kick))
-        .route("/api/room/{name}/mute/{identity}", post(mute))
-        .route("/api/room/{name}/permissions/{identity}", put(permissions))
-        .route("/api/room/{name}/moderators", delete(no_user))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(join))
+        .routes(routes!(show, remove))
+        .routes(routes!(settings))
+        .routes(routes!(add_moderator, remove_moderator))
+        .routes(routes!(participants))
+        .routes(routes!(kick))
+        .routes(routes!(mute))
+        .routes(routes!(permissions))
 }
 
-async fn no_user() -> ApiError {
-    ApiError::bad_request("invalid_request", "name the user: /api/room/{name}/moderators/{user}")
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateRoom {
+pub(super) struct CreateRoom {
+    /// 3-63 lowercase letters, digits and dashes; not `create`, `list` or `join`.
     name: String,
     #[serde(default)]
     settings: Option<RoomSettings>,
 }
 
-async fn create(State(st): State<SharedState>, auth: AuthUser, Json(r): Json<CreateRoom>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+/// One room.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RoomAnswer {
+    room: RoomView,
+}
+
+/// Creates a room owned by the caller.
+#[utoipa::path(post, path = "/api/room/create", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    request_body = CreateRoom,
+    responses(
+        (status = 201, description = "Created", body = RoomAnswer),
+        (status = 400, description = "`invalid_room_name`, `invalid_settings`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests cannot create rooms", body = ErrorBody),
+        (status = 409, description = "`room_exists`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn create(State(st): State<SharedState>, auth: AuthUser, Json(r): Json<CreateRoom>) -> Result<(StatusCode, axum::Json<RoomAnswer>), ApiError> {
     let room = rooms::create(&st.store, &auth.user, &r.name, r.settings.unwrap_or_default()).await?;
     let view = rooms::get_view(&st.store, &room.name).await?;
     tracing::info!(room = %room.name, owner = %auth.user.username, "room created");
-    Ok((StatusCode::CREATED, axum::Json(json!({ "room": view }))))
+    Ok((StatusCode::CREATED, axum::Json(RoomAnswer { room: view })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Page {
+#[into_params(parameter_in = Query)]
+pub(super) struct Page {
+    /// Page size, 1-500 (default 50).
     limit: Option<usize>,
+    /// The last name of the previous page.
     after: Option<String>,
 }
 
-async fn list(State(st): State<SharedState>, auth: AuthUser, Query(p): Query<Page>) -> Result<axum::Json<Value>, ApiError> {
+/// A page of rooms.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RoomPage {
+    rooms: Vec<RoomView>,
+    /// Pass as `after` for the next page; absent on the last.
+    next: Option<String>,
+}
+
+/// The rooms the caller owns or moderates, and public rooms, by name.
+#[utoipa::path(get, path = "/api/room/list", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "A page of rooms", body = RoomPage),
+        (status = 400, description = "`invalid_request`: bad limit or unknown parameter", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests have no room list", body = ErrorBody),
+    ))]
+async fn list(State(st): State<SharedState>, auth: AuthUser, Query(p): Query<Page>) -> Result<axum::Json<RoomPage>, ApiError> {
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("invalid_request", "limit must be 1-500"));
     }
     let rooms = rooms::list(&st.store, &auth.user, p.after, limit).await?;
     let next = (rooms.len() == limit).then(|| rooms.last().map(|r| r.name.clone())).flatten();
-    Ok(axum::Json(json!({ "rooms": rooms, "next": next })))
+    Ok(axum::Json(RoomPage { rooms, next }))
 }
 
-async fn show(State(st): State<SharedState>, _: AuthUser, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(json!({ "room": rooms::get_view(&st.store, &name).await? })))
+/// One room's settings, owner, moderators and live count.
+#[utoipa::path(get, path = "/api/room/{name}", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "The room", body = RoomAnswer),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: guests", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
+async fn show(State(st): State<SharedState>, _: AuthUser, Path(name): Path<String>) -> Result<axum::Json<RoomAnswer>, ApiError> {
+    Ok(axum::Json(RoomAnswer { room: rooms::get_view(&st.store, &name).await? }))
 }
 
+/// Deletes a room (its owner, moderators or an administrator).
+#[utoipa::path(delete, path = "/api/room/{name}", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
 async fn remove(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
     rooms::delete(&st.store, &name).await?;
@@ -84,9 +136,9 @@ async fn remove(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<
 }
 
 /// Settings sent to `PUT .../settings`: any subset; the rest stays.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SettingsPatch {
+pub(super) struct SettingsPatch {
     public: Option<bool>,
     max_participants: Option<u32>,
     allow_audio: Option<bool>,
@@ -95,7 +147,20 @@ struct SettingsPatch {
     allow_chat: Option<bool>,
 }
 
-async fn settings(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, Json(p): Json<SettingsPatch>) -> Result<axum::Json<Value>, ApiError> {
+/// Changes some of a room's settings (its managers).
+#[utoipa::path(put, path = "/api/room/{name}/settings", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    request_body = SettingsPatch,
+    responses(
+        (status = 200, description = "The room with its new settings", body = RoomAnswer),
+        (status = 400, description = "`invalid_settings`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn settings(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, Json(p): Json<SettingsPatch>) -> Result<axum::Json<RoomAnswer>, ApiError> {
     let room = rooms::managed(&st.store, &auth.user, &name).await?;
     let mut s = room.settings;
     s.public = p.public.unwrap_or(s.public);
@@ -105,15 +170,34 @@ async fn settings(State(st): State<SharedState>, auth: AuthUser, Path(name): Pat
     s.allow_screen_share = p.allow_screen_share.unwrap_or(s.allow_screen_share);
     s.allow_chat = p.allow_chat.unwrap_or(s.allow_chat);
     rooms::update_settings(&st.store, &name, s).await?;
-    Ok(axum::Json(json!({ "room": rooms::get_view(&st.store, &name).await? })))
+    Ok(axum::Json(RoomAnswer { room: rooms::get_view(&st.store, &name).await? }))
 }
 
+/// Makes a user a moderator of the room (its managers).
+#[utoipa::path(post, path = "/api/room/{name}/moderators/{user}", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("user" = String, Path, description = "Username")),
+    responses(
+        (status = 201, description = "Added"),
+        (status = 204, description = "Already a moderator"),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `user_not_found`", body = ErrorBody),
+    ))]
 async fn add_moderator(State(st): State<SharedState>, auth: AuthUser, Path((name, user)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
     let added = rooms::set_moderator(&st.store, &name, &user, true).await?;
     Ok(if added { StatusCode::CREATED } else { StatusCode::NO_CONTENT })
 }
 
+/// Removes a moderator (the room's managers).
+#[utoipa::path(delete, path = "/api/room/{name}/moderators/{user}", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("user" = String, Path, description = "Username")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `user_not_found`, `not_a_moderator`", body = ErrorBody),
+    ))]
 async fn remove_moderator(State(st): State<SharedState>, auth: AuthUser, Path((name, user)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
     if !rooms::set_moderator(&st.store, &name, &user, false).await? {
@@ -122,15 +206,34 @@ async fn remove_moderator(State(st): State<SharedState>, auth: AuthUser, Path((n
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct JoinRequest {
+pub(super) struct JoinRequest {
     room: String,
+    /// Display name, 1-64 characters (default: the username, or "Guest").
     #[serde(default)]
     name: Option<String>,
     /// `"cookie"`: a new guest's session goes into the browser's cookie, not the answer.
     #[serde(default)]
     session: Delivery,
+}
+
+/// What a participant needs to connect to LiveKit.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct JoinAnswer {
+    /// LiveKit access token for this room.
+    token: String,
+    /// LiveKit's WebSocket URL as seen from the caller.
+    url: String,
+    room: String,
+    identity: String,
+    name: String,
+    role: JoinRole,
+    /// A new guest's session token (when the session is not delivered as a cookie): send it as
+    /// the bearer token to keep this identity on the next join.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest_token: Option<String>,
 }
 
 fn display_name(given: Option<&str>, fallback: &str) -> Result<String, ApiError> {
@@ -149,7 +252,20 @@ struct Joiner {
     new_guest: Option<(String, String, Session)>,
 }
 
-/// Checks that the caller may join and signs a LiveKit token for them.
+/// Checks that the caller may join and signs a LiveKit token for them. Anonymous callers join
+/// public rooms as guests when `auth.guestJoin` is on.
+#[utoipa::path(post, path = "/api/room/join", tag = "rooms", security((), ("bearer" = []), ("cookie" = [])),
+    request_body = JoinRequest,
+    responses(
+        (status = 200, description = "A LiveKit token and URL", body = JoinAnswer),
+        (status = 400, description = "`invalid_name`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: guest access is off, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the room is not public or guest access is off", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 409, description = "`room_full`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
 async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, headers: HeaderMap, body: Result<Json<JoinRequest>, ApiError>) -> Result<Response, ApiError> {
     let cfg = st.config();
     let req = match body {
@@ -233,21 +349,22 @@ async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, headers:
     }
     let token = join_token(&st.keys, &room.name, &joiner.identity, &joiner.name, &room.settings, joiner.role, cfg.livekit.token_ttl)
         .map_err(ApiError::internal)?;
-    let mut answer = json!({
-        "token": token,
-        "url": cfg.livekit_public_url(headers.get(HOST).and_then(|h| h.to_str().ok())),
-        "room": room.name,
-        "identity": joiner.identity,
-        "name": joiner.name,
-        "role": joiner.role,
-    });
+    let mut answer = JoinAnswer {
+        token,
+        url: cfg.livekit_public_url(headers.get(HOST).and_then(|h| h.to_str().ok())),
+        room: room.name,
+        identity: joiner.identity,
+        name: joiner.name,
+        role: joiner.role,
+        guest_token: None,
+    };
     let Some((guest_token, key, session)) = joiner.new_guest else { return Ok(axum::Json(answer).into_response()) };
     st.store.write(move |txn| store::session_put(txn, &key, &session)).await?;
     // Sent back as the bearer token (or kept in the cookie), it keeps this guest's identity on
     // the next join.
     Ok(match req.session {
         Delivery::Token => {
-            answer["guestToken"] = json!(guest_token);
+            answer.guest_token = Some(guest_token);
             axum::Json(answer).into_response()
         }
         Delivery::Cookie => with_cookie(
@@ -257,8 +374,31 @@ async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, headers:
     })
 }
 
-/// The live participants, for the room's managers and for whoever is in it.
-async fn participants(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+/// A participant in the room now.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Participant {
+    identity: String,
+    name: String,
+    joined_at: u64,
+    tracks: Vec<TrackInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Participants {
+    participants: Vec<Participant>,
+}
+
+/// The live participants, for the room's managers and for whoever is in it (guests too).
+#[utoipa::path(get, path = "/api/room/{name}/participants", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name")),
+    responses(
+        (status = 200, description = "Who is in the room", body = Participants),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: neither in the room nor a manager of it", body = ErrorBody),
+        (status = 404, description = "`room_not_found`", body = ErrorBody),
+    ))]
+async fn participants(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path(name): Path<String>) -> Result<axum::Json<Participants>, ApiError> {
     let (user, identity) = match &caller {
         Caller::User { user, .. } => (Some(user.clone()), user.id.clone()),
         Caller::Guest { session, .. } => (None, session.subject.clone()),
@@ -279,28 +419,71 @@ async fn participants(State(st): State<SharedState>, AnyCaller(caller): AnyCalle
     if !allowed {
         return Err(ApiError::forbidden("only the room's members and managers see its participants"));
     }
-    let list: Vec<Value> = live
-        .iter()
-        .map(|p| json!({ "identity": p.identity, "name": p.name, "joinedAt": p.joined_at, "tracks": p.tracks }))
+    let participants = live
+        .into_iter()
+        .map(|p| Participant { identity: p.identity, name: p.name, joined_at: p.joined_at, tracks: p.tracks })
         .collect();
-    Ok(axum::Json(json!({ "participants": list })))
+    Ok(axum::Json(Participants { participants }))
 }
 
-async fn kick(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct Removed {
+    /// The identity removed.
+    removed: String,
+}
+
+/// Removes a participant from the meeting (the room's managers).
+#[utoipa::path(post, path = "/api/room/{name}/kick/{identity}", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
+    responses(
+        (status = 200, description = "Removed", body = Removed),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `participant_not_found`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn kick(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>) -> Result<axum::Json<Removed>, ApiError> {
     rooms::managed(&st.store, &auth.user, &name).await?;
     st.client.remove_participant(&name, &identity).await?;
     tracing::info!(room = %name, identity = %identity, by = %auth.user.username, "participant removed");
-    Ok(axum::Json(json!({ "removed": identity })))
+    Ok(axum::Json(Removed { removed: identity }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MuteRequest {
+pub(super) struct MuteRequest {
+    /// `microphone`, `camera` or `screen_share`.
     source: String,
     muted: bool,
 }
 
-async fn mute(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>, Json(m): Json<MuteRequest>) -> Result<axum::Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct MutedTracks {
+    tracks: Vec<MutedTrack>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct MutedTrack {
+    sid: String,
+    source: String,
+    muted: bool,
+}
+
+/// Mutes (or unmutes) a participant's tracks of one source (the room's managers).
+#[utoipa::path(post, path = "/api/room/{name}/mute/{identity}", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
+    request_body = MuteRequest,
+    responses(
+        (status = 200, description = "The tracks changed", body = MutedTracks),
+        (status = 400, description = "`invalid_source`, `livekit_invalid_argument`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `participant_not_found`, `track_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn mute(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>, Json(m): Json<MuteRequest>) -> Result<axum::Json<MutedTracks>, ApiError> {
     let source = match m.source.as_str() {
         "microphone" | "camera" | "screen_share" => source_value(&m.source),
         _ => None,
@@ -316,23 +499,54 @@ async fn mute(State(st): State<SharedState>, auth: AuthUser, Path((name, identit
     for sid in sids {
         let t = st.client.mute_published_track(&name, &identity, &sid, m.muted).await?;
         if let Some(t) = t {
-            tracks.push(json!({ "sid": t.sid, "source": source_name(t.source), "muted": t.muted }));
+            tracks.push(MutedTrack { sid: t.sid, source: source_name(t.source).to_string(), muted: t.muted });
         }
     }
     tracing::info!(room = %name, identity = %identity, source = %m.source, muted = m.muted, by = %auth.user.username, "track mute set");
-    Ok(axum::Json(json!({ "tracks": tracks })))
+    Ok(axum::Json(MutedTracks { tracks }))
 }
 
-#[derive(Deserialize)]
+/// Any subset; LiveKit's current values stay for the rest.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PermissionRequest {
+pub(super) struct PermissionRequest {
     can_publish: Option<bool>,
     can_subscribe: Option<bool>,
     can_publish_data: Option<bool>,
     can_publish_sources: Option<Vec<String>>,
 }
 
-async fn permissions(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>, Json(p): Json<PermissionRequest>) -> Result<axum::Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Permission {
+    can_publish: bool,
+    can_subscribe: bool,
+    can_publish_data: bool,
+    /// Empty: every source allowed.
+    can_publish_sources: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct PermissionAnswer {
+    identity: String,
+    permission: Permission,
+}
+
+/// Changes what a participant may publish or subscribe to (the room's managers).
+#[utoipa::path(put, path = "/api/room/{name}/permissions/{identity}", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "Room name"), ("identity" = String, Path, description = "Participant identity")),
+    request_body = PermissionRequest,
+    responses(
+        (status = 200, description = "The participant's permission now", body = PermissionAnswer),
+        (status = 400, description = "`invalid_source`, `livekit_invalid_argument`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `participant_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
+    ))]
+async fn permissions(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>, Json(p): Json<PermissionRequest>) -> Result<axum::Json<PermissionAnswer>, ApiError> {
     let sources = match &p.can_publish_sources {
         Some(list) => Some(
             list.iter()
@@ -359,13 +573,13 @@ async fn permissions(State(st): State<SharedState>, auth: AuthUser, Path((name, 
     let info = st.client.update_permission(&name, &identity, perm).await?;
     let perm = info.permission.unwrap_or_default();
     tracing::info!(room = %name, identity = %identity, by = %auth.user.username, "permissions updated");
-    Ok(axum::Json(json!({
-        "identity": info.identity,
-        "permission": {
-            "canPublish": perm.can_publish,
-            "canSubscribe": perm.can_subscribe,
-            "canPublishData": perm.can_publish_data,
-            "canPublishSources": perm.can_publish_sources.iter().map(|s| source_name(*s)).collect::<Vec<_>>(),
-        }
-    })))
+    Ok(axum::Json(PermissionAnswer {
+        identity: info.identity,
+        permission: Permission {
+            can_publish: perm.can_publish,
+            can_subscribe: perm.can_subscribe,
+            can_publish_data: perm.can_publish_data,
+            can_publish_sources: perm.can_publish_sources.iter().map(|s| source_name(*s).to_string()).collect(),
+        },
+    }))
 }

@@ -6,20 +6,39 @@ use std::sync::atomic::Ordering;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::SharedState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::livekit::webhook::{self, Applied};
 use crate::store::now_ms;
 
-pub fn routes() -> Router<SharedState> {
-    Router::new().route("/api/livekit/webhook", post(receive))
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
-async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct WebhookAnswer {
+    ok: bool,
+    /// The event was applied before (LiveKit retries).
+    duplicate: bool,
+}
+
+/// LiveKit's webhook: events signed with the API key (`Authorization` is a JWT over the body's
+/// SHA-256). Point LiveKit's `webhook.urls` here; `bedrud livekit webhook-config` prints it.
+#[utoipa::path(post, path = "/api/livekit/webhook", tag = "livekit", security(()),
+    request_body(content = String, content_type = "application/webhook+json", description = "A LiveKit WebhookEvent"),
+    responses(
+        (status = 200, description = "Applied (or a replay)", body = WebhookAnswer),
+        (status = 400, description = "`invalid_event`", body = ErrorBody),
+        (status = 401, description = "`missing_authorization`, `unknown_api_key`, `invalid_signature`, `token_expired`, `token_not_yet_valid`, `invalid_token`, `body_hash_mismatch`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    ))]
+async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes) -> Result<axum::Json<WebhookAnswer>, ApiError> {
     let ctype = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ctype.split(';').next().unwrap_or("").trim();
     if mime != "application/webhook+json" && mime != "application/json" {
@@ -52,5 +71,5 @@ async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes)
         st.metrics.webhooks_duplicate.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(event = %kind, id = %id, "webhook replay ignored");
     }
-    Ok(axum::Json(json!({ "ok": true, "duplicate": outcome == Applied::Duplicate })))
+    Ok(axum::Json(WebhookAnswer { ok: true, duplicate: outcome == Applied::Duplicate }))
 }

@@ -22,7 +22,7 @@ pub const AVAILABLE_SECS: i64 = 5;
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One node as the registry shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeInfo {
     pub id: String,

@@ -10,7 +10,7 @@ use super::ApiKeys;
 use crate::store::RoomSettings;
 
 /// How the joiner relates to the room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JoinRole {
     Admin,

@@ -50,19 +50,60 @@ pub struct Recorder {
 }
 
 /// Whether a recording can be started now, and why not; with the helpers' states.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Availability {
     pub enabled: bool,
     pub available: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// The helpers bedrud runs in embedded mode (absent in external mode, and Redis when
+    /// `redis.address` names one).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<HelperStatus>)]
     pub redis: Option<ChildStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<HelperStatus>)]
     pub pulseaudio: Option<ChildStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<HelperStatus>)]
     pub egress: Option<ChildStatus>,
+}
+
+// How a `ChildStatus` is serialized (its state flattened into it), described for the API
+// document; never built.
+/// A helper process bedrud supervises.
+#[allow(dead_code)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct HelperStatus {
+    state: HelperState,
+    /// With `restarting`: the number of the next start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+    /// With `restarting`: why it restarts.
+    #[serde(rename = "last_error", skip_serializing_if = "Option::is_none")]
+    restart_error: Option<String>,
+    /// With `failed`: why it was given up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    pid: Option<u32>,
+    /// Restarts since bedrud started.
+    restarts: u32,
+    last_error: Option<String>,
+    /// Times it became ready (the first start counts).
+    ready_count: u64,
+}
+
+#[allow(dead_code)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum HelperState {
+    Starting,
+    Ready,
+    Restarting,
+    Failed,
+    Stopped,
 }
 
 impl Availability {

@@ -24,8 +24,9 @@ pub fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
 }
 
 /// Where a recording is in its life. The last four are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RecordingStatus)]
 pub enum Status {
     /// Asked for; the worker has not started recording yet.
     Starting,
@@ -67,7 +68,7 @@ impl Status {
 }
 
 /// One recording. Times are Unix milliseconds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recording {
     pub id: String,

@@ -10,7 +10,7 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
@@ -30,7 +30,7 @@ pub struct User {
 }
 
 /// What the API shows of a user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
@@ -74,7 +74,7 @@ pub struct Session {
 }
 
 /// Room settings; every field has a default so clients may send a subset.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct RoomSettings {
     /// Guests may join (when `auth.guestJoin` is on) and any signed-in user sees it listed.
@@ -110,7 +110,7 @@ pub struct Room {
 }
 
 /// A track a live participant publishes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackInfo {
     pub sid: String,
@@ -120,7 +120,7 @@ pub struct TrackInfo {
 }
 
 /// A participant LiveKit reports in a room right now.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveParticipant {
     pub identity: String,
@@ -134,7 +134,7 @@ pub struct LiveParticipant {
     pub last_event_at: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub id: u64,

@@ -69,7 +69,7 @@ pub struct Daemon {
     pub log: PathBuf,
     env: Vec<(String, String)>,
     env_remove: Vec<String>,
-    http: reqwest::blocking::Client,
+    pub http: reqwest::blocking::Client,
 }
 
 pub fn http_client() -> reqwest::blocking::Client {

@@ -133,3 +133,24 @@ pub fn pids_of(exe: &Path) -> Vec<u32> {
     }
     out
 }
+
+/// Checks API answers (`{"op": "METHOD /path/template", "status", "body"}`) against the OpenAPI
+/// document with tests/py/validate_openapi.py, which closes every object schema (undocumented
+/// fields fail). Its report, or the problems.
+pub fn validate_answers(doc: &serde_json::Value, answers: Vec<serde_json::Value>) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("doc.json"), doc.to_string()).unwrap();
+    std::fs::write(dir.path().join("answers.json"), serde_json::Value::Array(answers).to_string()).unwrap();
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/py/validate_openapi.py"))
+        .arg(dir.path().join("doc.json"))
+        .arg(dir.path().join("answers.json"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(report)
+    } else {
+        Err(format!("{report}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}

@@ -2,98 +2,23 @@
 // HttpOnly cookie set by bedrud: this file never sees or stores a token. Same-origin fetches
 // carry the page's Origin, which bedrud checks on every state-changing request.
 
-export type Role = "admin" | "user";
-export type JoinRole = "owner" | "admin" | "moderator" | "member" | "guest";
+import type { components } from "./api.gen";
 
-export interface User {
-  id: string;
-  username: string;
-  role: Role;
-  disabled: boolean;
-  createdAt: number;
-}
-
-export interface Info {
-  version: string;
-  registration: boolean;
-  guestJoin: boolean;
-}
-
-export interface RoomSettings {
-  public: boolean;
-  maxParticipants: number;
-  allowAudio: boolean;
-  allowVideo: boolean;
-  allowScreenShare: boolean;
-  allowChat: boolean;
-}
-
-export interface Room {
-  name: string;
-  owner: string | null;
-  createdAt: number;
-  settings: RoomSettings;
-  moderators: string[];
-  liveParticipants: number;
-}
-
-export interface Join {
-  token: string;
-  url: string;
-  room: string;
-  identity: string;
-  name: string;
-  role: JoinRole;
-}
-
-export interface Track {
-  sid: string;
-  source: string;
-  muted: boolean;
-}
-
-export interface Participant {
-  identity: string;
-  name: string;
-  joinedAt: number;
-  tracks: Track[];
-}
-
-export interface HistoryEntry {
-  id: number;
-  room: string;
-  identity: string;
-  name: string;
-  joinedAt: number;
-  leftAt: number | null;
-  leaveReason: string | null;
-}
-
-export interface Overview {
-  livekit: {
-    mode: string;
-    version: string | null;
-    state: string;
-    ready: boolean;
-    restarts: number;
-    lastError: string | null;
-    nodeIp: string | null;
-    pid: number | null;
-  };
-  webhook: { lastSeen: number | null; applied: number };
-  liveRooms: number;
-  liveParticipants: number;
-  users: number;
-  rooms: number;
-}
-
-export interface AdminRoom {
-  name: string;
-  ownerId: string;
-  createdAt: number;
-  settings: RoomSettings;
-  liveParticipants: number;
-}
+// The API's types come from its OpenAPI document (web/openapi.json, written by `bedrud openapi`;
+// `make api-types` regenerates api.gen.ts from it).
+type Schemas = components["schemas"];
+export type Role = Schemas["Role"];
+export type JoinRole = Schemas["JoinRole"];
+export type User = Schemas["UserView"];
+export type Info = Schemas["Info"];
+export type RoomSettings = Schemas["RoomSettings"];
+export type Room = Schemas["RoomView"];
+export type Join = Schemas["JoinAnswer"];
+export type Track = Schemas["TrackInfo"];
+export type Participant = Schemas["Participant"];
+export type HistoryEntry = Schemas["HistoryEntry"];
+export type Overview = Schemas["Overview"];
+export type AdminRoom = Schemas["AdminRoom"];
 
 export type Source = "microphone" | "camera" | "screen_share";
 
