@@ -54,15 +54,7 @@ fn seed(path: &std::path::Path, users: usize) {
     let mut rows = Vec::new();
     for i in 0..=users {
         let (name, role) = if i == 0 { ("burst-admin".to_string(), Role::Admin) } else { (format!("burst-user-{i:04}"), Role::User) };
-        let user = User {
-            id: uuid::Uuid::new_v4().to_string(),
-            username: name,
-            password_hash: hash.clone(),
-            role,
-            disabled: false,
-            created_at: now,
-            session_epoch: 0,
-        };
+        let user = User { created_at: now, ..User::new(&name, hash.clone(), role) };
         let (token, key) = bedrud::auth::new_token();
         let session = Session { kind: SessionKind::User, subject: user.id.clone(), epoch: 0, created_at: now, expires_at: now + 86_400_000 };
         tokens.push(token);
@@ -75,7 +67,7 @@ fn seed(path: &std::path::Path, users: usize) {
                 store::insert_user(txn, u)?;
                 store::session_put(txn, key, s)?;
             }
-            let room = Room { name: "burst-room".into(), owner_id: owner.clone(), created_at: now, settings: RoomSettings::default() };
+            let room = Room::new("burst-room", &owner, now, RoomSettings::default());
             store::room_insert(txn, &room)
         })
         .unwrap_or_else(|e| die(&e.to_string()));

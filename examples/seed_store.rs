@@ -73,12 +73,8 @@ fn seed(store: &Store, users: usize, rooms: usize, history: usize, batch: usize)
             .iter()
             .map(|&i| User {
                 id: user_ids[i].clone(),
-                username: format!("seed-user-{i:06}"),
-                password_hash: hash.clone(),
-                role: Role::User,
-                disabled: false,
                 created_at: now,
-                session_epoch: 0,
+                ..User::new(&format!("seed-user-{i:06}"), hash.clone(), Role::User)
             })
             .collect();
         store
@@ -90,11 +86,9 @@ fn seed(store: &Store, users: usize, rooms: usize, history: usize, batch: usize)
     for chunk in (0..rooms).collect::<Vec<_>>().chunks(batch) {
         let rows: Vec<Room> = chunk
             .iter()
-            .map(|&i| Room {
-                name: format!("seed-room-{i:06}"),
-                owner_id: user_ids.get(i % users.max(1)).cloned().unwrap_or_default(),
-                created_at: now,
-                settings: RoomSettings { public: i % 2 == 0, ..RoomSettings::default() },
+            .map(|&i| {
+                let owner = user_ids.get(i % users.max(1)).map(String::as_str).unwrap_or_default();
+                Room::new(&format!("seed-room-{i:06}"), owner, now, RoomSettings { public: i % 2 == 0, ..RoomSettings::default() })
             })
             .collect();
         store

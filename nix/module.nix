@@ -38,7 +38,13 @@ let
   yaml = pkgs.formats.yaml { };
   # A null option means "bedrud's own default": the key is left out of the file.
   dropNulls =
-    v: if builtins.isAttrs v then lib.mapAttrs (_: dropNulls) (lib.filterAttrs (_: x: x != null) v) else v;
+    v:
+    if builtins.isAttrs v then
+      lib.mapAttrs (_: dropNulls) (lib.filterAttrs (_: x: x != null) v)
+    else if builtins.isList v then
+      map dropNulls v
+    else
+      v;
   configFile = yaml.generate "bedrud.yaml" (dropNulls cfg.settings);
 
   # Typed keys for what the module itself reads; any other bedrud key can be set
@@ -61,6 +67,33 @@ let
   outsideStore = p: !(lib.hasPrefix builtins.storeDir (toString p));
   hasSecret = cfg.credentials ? "livekit-api-secret" || (lk.apiSecretFile or null) != null;
   acmeDir = if cfg.useACMEHost != null then config.security.acme.certs.${cfg.useACMEHost}.directory else null;
+
+  # One OpenID Connect provider of auth.oidc.
+  oidcProvider = types.submodule {
+    freeformType = yaml.type;
+    options = {
+      name = mkOption {
+        type = types.strMatching "[a-z0-9-]{1,32}";
+        description = "Short id: in the redirect URI <publicUrl>/api/auth/oidc/<name>/callback and the credential oidc-<name>.";
+      };
+      label = optNull types.str "Text of the sign-in button (default: the name).";
+      issuer = mkOption {
+        type = types.str;
+        description = "Issuer URL (https://); discovery comes from <issuer>/.well-known/openid-configuration.";
+      };
+      clientId = mkOption {
+        type = types.str;
+        description = "The client id registered at the provider.";
+      };
+      clientSecretFile = optNull types.str "Must stay null: give the secret as credentials.oidc-<name> instead.";
+      scopes = opt (types.listOf types.str) [ "openid" "email" "profile" ] "Scopes asked for (must include openid).";
+      allowedDomains = opt (types.listOf types.str) [ ] "Only verified e-mail addresses in these domains may sign in.";
+      allowedGroups = opt (types.listOf types.str) [ ] "Only members of one of these groups may sign in.";
+      adminGroup = optNull types.str "Members of this group are bedrud administrators.";
+      groupsClaim = opt types.str "groups" "The claim that lists a person's groups.";
+      linkByEmail = opt types.bool false "A first sign-in whose verified e-mail is an account's verified address signs into that account.";
+    };
+  };
 in
 {
   options.services.bedrud = {
@@ -98,6 +131,7 @@ in
         options = {
           server = section "The API listener: address, port, public host name, and TLS (own files or ACME)." {
             host = optNull types.str "Public DNS name (or IP) of this service: default client URLs, TURN domain, node IP.";
+            publicUrl = optNull types.str "The URL people open (https://meet.example.org): links in mail, the OpenID redirect URI, the passkeys' origin and RP ID. Default from host, port and TLS.";
             bind = opt types.str "0.0.0.0" "Address the API listens on.";
             port = opt types.port 8090 "API port (443 works: the unit grants CAP_NET_BIND_SERVICE).";
             trustedProxies = opt (types.listOf types.str) [ ] "Reverse proxies (addresses or CIDRs) whose Forwarded / X-Forwarded-For headers name the client; sign-in throttling counts that client.";
@@ -165,10 +199,22 @@ in
             turnTlsPort = opt types.port 5349 "TURN over TLS (when bedrud serves TLS).";
           };
 
-          auth = section "Accounts: open registration, guests, sessions, login limits." {
+          auth = section "Accounts: open registration, guests, sessions, login limits, passkeys, OpenID Connect providers." {
             registration = opt types.bool false "Anyone may create an account.";
             guestJoin = opt types.bool false "People without an account may join public rooms.";
+            passkeys = opt types.bool true "Users may register passkeys and sign in with them (needs server.publicUrl to name a host).";
+            oidc = opt (types.listOf oidcProvider) [ ] "OpenID Connect providers for single sign-on, a button each. Client secrets: credentials.oidc-<name>.";
             maxConcurrentHashes = optNull types.int "Password hashes (Argon2, ~19 MiB each) running at once; default the number of cores.";
+          };
+
+          smtp = section "Outgoing mail (password reset, e-mail confirmation): the relay, its login and the sender." {
+            host = optNull types.str "SMTP relay; unset, no mail is sent (no password reset, no e-mail verification).";
+            port = optNull types.port "Default 587 (starttls), 465 (tls), 25 (none).";
+            security = opt (types.enum [ "starttls" "tls" "none" ]) "starttls" "How the connection to the relay is protected.";
+            username = optNull types.str "Login at the relay; the password goes in credentials.smtp-password.";
+            passwordFile = optNull types.str "Must stay null: use credentials.smtp-password.";
+            from = optNull types.str "Sender, e.g. \"bedrud <meet@example.org>\"; required with host.";
+            caFile = optNull types.str "A PEM certificate to trust besides the system's roots.";
           };
 
           logging = section "Log level and format (journald under systemd)." {
@@ -184,12 +230,16 @@ in
       example = {
         livekit-api-secret = "/run/keys/bedrud-livekit-secret";
         tls-key = "/var/lib/acme/meet.example.org/key.pem";
+        smtp-password = "/run/keys/bedrud-smtp";
+        oidc-corp = "/run/keys/bedrud-oidc-corp";
       };
       description = ''
         systemd credentials, NAME = absolute path outside the Nix store
         (LoadCredential=NAME:PATH). systemd reads the files as root, so they can
         stay root-only. bedrud reads `livekit-api-secret` (the LiveKit API
-        secret) and `tls-key` (the key for server.tls.certFile).
+        secret), `tls-key` (the key for server.tls.certFile), `smtp-password`
+        (the SMTP login's password) and `oidc-<name>` (the client secret of the
+        OpenID provider <name>).
       '';
     };
 
@@ -259,6 +309,12 @@ in
       {
         assertion = cfg.settings.server.acme == null || cfg.settings.server.host != null || cfg.settings.server.acme.domains != [ ];
         message = "services.bedrud: settings.server.acme needs settings.server.host (or settings.server.acme.domains), the DNS name to obtain a certificate for.";
+      }
+      {
+        # Files bedrud reads itself run as the service user and may sit in the store by
+        # mistake; credentials are read by systemd as root and never copied.
+        assertion = cfg.settings.smtp.passwordFile == null && lib.all (p: p.clientSecretFile == null) cfg.settings.auth.oidc;
+        message = "services.bedrud: give the SMTP password as credentials.smtp-password and each OpenID client secret as credentials.oidc-<name>, not as settings.*File.";
       }
       {
         assertion = (lk.udpPortRangeStart == null) == (lk.udpPortRangeEnd == null);

@@ -51,15 +51,7 @@ pub async fn verify(password: String, hash: String) -> Result<bool, ApiError> {
 pub async fn create_user(store: &Store, username: &str, password: &str, role: Role) -> Result<UserView, ApiError> {
     auth::validate_username(username).map_err(|m| ApiError::bad_request("invalid_username", m))?;
     auth::validate_password(password).map_err(|m| ApiError::bad_request("invalid_password", m))?;
-    let user = User {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: username.to_string(),
-        password_hash: hash(password.to_string()).await?,
-        role,
-        disabled: false,
-        created_at: store::now_ms(),
-        session_epoch: 0,
-    };
+    let user = User::new(username, hash(password.to_string()).await?, role);
     let view = user.view();
     store
         .write(move |txn| store::insert_user(txn, &user))
@@ -77,7 +69,7 @@ pub async fn list_users(store: &Store) -> Result<Vec<UserView>, ApiError> {
 }
 
 /// Whether `user` is the only enabled administrator (who must not be demoted, disabled or deleted).
-fn is_last_admin(txn: &redb::WriteTransaction, user: &User) -> Result<bool, StoreError> {
+pub(crate) fn is_last_admin(txn: &redb::WriteTransaction, user: &User) -> Result<bool, StoreError> {
     if !user.is_admin() || user.disabled {
         return Ok(false);
     }
@@ -123,6 +115,8 @@ pub async fn update_user(store: &Store, name: &str, role: Option<Role>, disabled
             }
             if let Some(r) = role {
                 u.role = r;
+                // An administrator's decision outlasts a provider's admin group.
+                u.sso_admin = false;
             }
             if let Some(d) = disabled {
                 if d && !u.disabled {

@@ -68,15 +68,7 @@ pub fn validate_password(pw: &str) -> Result<(), String> {
 pub fn new_user(username: &str, password: &str, role: Role) -> Result<User, String> {
     validate_username(username)?;
     validate_password(password)?;
-    Ok(User {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: username.to_string(),
-        password_hash: hash_password(password)?,
-        role,
-        disabled: false,
-        created_at: now_ms(),
-        session_epoch: 0,
-    })
+    Ok(User::new(username, hash_password(password)?, role))
 }
 
 /// A fresh bearer token (256 random bits, URL-safe) and the key it is stored under.
@@ -119,6 +111,53 @@ pub fn guest_session(ttl: Duration) -> Session {
         epoch: 0,
         created_at: now,
         expires_at: now + ttl.as_millis() as u64,
+    }
+}
+
+/// A random URL-safe secret of `bytes` random bytes (ceremony ids, OAuth `state`, nonces).
+pub fn random_secret(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Sign-in ceremonies in progress (an OpenID redirect, a passkey prompt), kept in memory for
+/// minutes under a random id and taken out once: a restart only asks people to start again.
+/// The number in flight is capped, so anonymous requests cannot grow it without bound.
+pub struct Pending<T> {
+    ttl: Duration,
+    cap: usize,
+    map: Mutex<HashMap<String, (Instant, T)>>,
+}
+
+/// Too many sign-ins are in progress at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingFull;
+
+impl<T> Pending<T> {
+    pub fn new(ttl: Duration, cap: usize) -> Self {
+        Self { ttl, cap, map: Mutex::new(HashMap::new()) }
+    }
+
+    /// Keeps `value` under a new random id and returns the id.
+    pub fn insert(&self, value: T) -> Result<String, PendingFull> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.cap {
+            let ttl = self.ttl;
+            map.retain(|_, (at, _)| at.elapsed() < ttl);
+            if map.len() >= self.cap {
+                return Err(PendingFull);
+            }
+        }
+        let id = random_secret(16);
+        map.insert(id.clone(), (Instant::now(), value));
+        Ok(id)
+    }
+
+    /// Takes the value kept under `id`, unless it has expired.
+    pub fn take(&self, id: &str) -> Option<T> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(id).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v)
     }
 }
 
@@ -281,6 +320,23 @@ mod tests {
         assert_eq!(limit_addr(x), limit_addr(y));
         let m: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
         assert_eq!(limit_addr(m), "10.1.2.3".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn pending_is_taken_once_expires_and_is_capped() {
+        let p = Pending::new(Duration::from_millis(200), 2);
+        let a = p.insert("a").unwrap();
+        let b = p.insert("b").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(p.insert("c"), Err(PendingFull));
+        assert_eq!(p.take(&a), Some("a"));
+        assert_eq!(p.take(&a), None, "taken once");
+        assert_eq!(p.take("unknown"), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(p.take(&b), None, "expired");
+        // Expired entries make room.
+        let _ = p.insert("d").unwrap();
+        let _ = p.insert("e").unwrap();
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub const DEFAULT_PATHS: [&str; 3] = [
 pub const CRED_LIVEKIT_SECRET: &str = "livekit-api-secret";
 /// Name of the systemd credential holding the TLS private key.
 pub const CRED_TLS_KEY: &str = "tls-key";
+/// Name of the systemd credential holding the SMTP password.
+pub const CRED_SMTP_PASSWORD: &str = "smtp-password";
+/// Prefix of the systemd credential holding an OpenID provider's client secret
+/// (`oidc-<name>`).
+pub const CRED_OIDC_PREFIX: &str = "oidc-";
 
 const REDACTED: &str = "<redacted>";
 const MIN_SECRET_LEN: usize = 32;
@@ -35,6 +40,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub livekit: LivekitConfig,
     pub auth: AuthConfig,
+    pub smtp: SmtpConfig,
     pub logging: LoggingConfig,
     pub recording: RecordingConfig,
     pub redis: RedisConfig,
@@ -45,6 +51,10 @@ pub struct Config {
 pub struct ServerConfig {
     /// Public host name (or IP) of this service; used for TURN and for default URLs.
     pub host: Option<String>,
+    /// The URL people open to reach bedrud (`https://meet.example.org`): links in mail, the
+    /// OpenID Connect redirect URI, and the WebAuthn origin (its host is the passkeys' RP ID).
+    /// Default: from `host`, `port` and TLS, or `http://localhost:<port>`.
+    pub public_url: Option<String>,
     pub port: u16,
     /// Address the API listens on.
     pub bind: String,
@@ -206,8 +216,80 @@ pub struct AuthConfig {
     /// Longest delay between attempts once a client is throttled.
     #[serde(with = "humantime_serde")]
     pub lockout: Duration,
+    /// Users may register passkeys and sign in with them (WebAuthn; needs `server.publicUrl`
+    /// to name a host, not an IP address).
+    pub passkeys: bool,
+    /// OpenID Connect providers for single sign-on, one button each.
+    pub oidc: Vec<OidcProvider>,
     /// Argon2 password hashes run at most this many at once (default: the number of cores).
     pub max_concurrent_hashes: Option<usize>,
+}
+
+/// One OpenID Connect provider (`auth.oidc[]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OidcProvider {
+    /// Short id in URLs and credential names: 1-32 of `a-z 0-9 -`.
+    pub name: String,
+    /// Text of the sign-in button (default: the name).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Issuer URL; discovery is read from `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// File with the client secret (else the credential `oidc-<name>`; none: a public client).
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Filled from the file or credential; never written out.
+    #[serde(skip)]
+    pub client_secret: Option<String>,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// Only people whose verified e-mail is in one of these domains may sign in.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Only members of one of these groups may sign in.
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    /// Members of this group are bedrud administrators.
+    #[serde(default)]
+    pub admin_group: Option<String>,
+    /// The claim that lists a person's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// A first sign-in whose verified e-mail belongs to an existing account signs into it.
+    #[serde(default)]
+    pub link_by_email: bool,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+/// Outgoing mail (password reset, e-mail verification, invitations). Off while `host` is unset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    /// Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.
+    pub port: Option<u16>,
+    /// `starttls`, `tls` (implicit TLS) or `none` (plain; only for a relay on this host).
+    pub security: String,
+    pub username: Option<String>,
+    /// File with the password (else the credential `smtp-password`).
+    pub password_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub password: Option<String>,
+    /// Sender, e.g. `bedrud <meet@example.org>`.
+    pub from: Option<String>,
+    /// A PEM certificate to trust besides the system's roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -223,6 +305,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             host: None,
+            public_url: None,
             port: 8090,
             bind: "0.0.0.0".into(),
             tls: None,
@@ -282,8 +365,41 @@ impl Default for AuthConfig {
             session_ttl: Duration::from_secs(7 * 24 * 3600),
             max_failed_logins: 5,
             lockout: Duration::from_secs(300),
+            passkeys: true,
+            oidc: Vec::new(),
             max_concurrent_hashes: None,
         }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: None,
+            security: "starttls".into(),
+            username: None,
+            password_file: None,
+            password: None,
+            from: None,
+            ca_file: None,
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl SmtpConfig {
+    pub fn enabled(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// The port in use: the configured one, else the usual one for `security`.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security.as_str() {
+            "tls" => 465,
+            "none" => 25,
+            _ => 587,
+        })
     }
 }
 
@@ -385,6 +501,22 @@ impl Config {
         format!("{scheme}://{host}:{}", self.livekit.port)
     }
 
+    /// The URL people open to reach bedrud, without a trailing slash: `server.publicUrl`, else
+    /// `server.host` with the API port (`https` when bedrud serves TLS, the port left out when
+    /// it is the scheme's default), else `http://localhost:<port>`.
+    pub fn public_url(&self) -> String {
+        if let Some(u) = &self.server.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        let host = self.server.host.as_deref().map(bracket_v6).unwrap_or_else(|| "localhost".into());
+        let (scheme, default_port) = if self.server.tls_enabled() { ("https", 443) } else { ("http", 80) };
+        if self.server.port == default_port {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}:{}", self.server.port)
+        }
+    }
+
     /// URL bedrud itself uses for LiveKit's HTTP API and health checks.
     pub fn livekit_internal_url(&self) -> String {
         match &self.livekit.internal_host {
@@ -405,6 +537,7 @@ impl Config {
         if let Some(s3) = c.recording.s3.as_mut().filter(|s| s.secret.is_some()) {
             s3.secret = Some(REDACTED.into());
         }
+        // Client secrets and the SMTP password are never serialised (they come from files).
         serde_norway::to_string(&c).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
@@ -719,6 +852,10 @@ fn collect_leaves(v: &serde_json::Value, prefix: String, out: &mut Vec<String>) 
                     }
                     continue;
                 }
+                // A list of providers has no sensible spelling as one variable.
+                if p == "auth.oidc" {
+                    continue;
+                }
                 collect_leaves(v, p, out);
             }
         }
@@ -901,6 +1038,133 @@ fn resolve_secrets(
         // Same rule as the API secret: a private key other users can read is refused.
         read_secret_file(&key, "server.tls.keyFile")?;
     }
+    let credential = |name: &str, what: &str| -> Result<Option<String>, ConfigError> {
+        let Some(dir) = env.get("CREDENTIALS_DIRECTORY") else { return Ok(None) };
+        let p = Path::new(dir).join(name);
+        if !p.exists() {
+            return Ok(None);
+        }
+        let s = read_secret_file(&p, what)?;
+        Ok(Some(s).filter(|s| !s.trim().is_empty()))
+    };
+    for (i, p) in config.auth.oidc.iter_mut().enumerate() {
+        let key = format!("auth.oidc[{i}].clientSecretFile");
+        p.client_secret = match &p.client_secret_file {
+            Some(f) => Some(read_secret_file(f, &key)?),
+            None => credential(&format!("{CRED_OIDC_PREFIX}{}", p.name), &key)?,
+        };
+    }
+    let smtp = &mut config.smtp;
+    smtp.password = match &smtp.password_file {
+        Some(f) => Some(read_secret_file(f, "smtp.passwordFile")?),
+        None => credential(CRED_SMTP_PASSWORD, "smtp.passwordFile")?,
+    };
+    Ok(())
+}
+
+/// Whether an `http://` URL is acceptable: only towards this machine.
+fn loopback_url(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// `https://` anywhere, `http://` only on loopback (a provider run on this machine).
+pub fn secure_or_loopback(u: &url::Url) -> bool {
+    u.scheme() == "https" || (u.scheme() == "http" && loopback_url(u))
+}
+
+fn validate_signin(c: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    if let Some(u) = &c.server.public_url {
+        let parsed = url::Url::parse(u).map_err(|e| err("server.publicUrl", format!("invalid value {u:?}: {e}")))?;
+        let ok = matches!(parsed.scheme(), "http" | "https")
+            && parsed.host().is_some()
+            && parsed.path() == "/"
+            && parsed.query().is_none()
+            && parsed.fragment().is_none()
+            && parsed.username().is_empty();
+        if !ok {
+            return Err(err("server.publicUrl", format!("invalid value {u:?}: must be http(s)://host[:port] with no path"))
+                .hint("the address people open in their browser, e.g. https://meet.example.org"));
+        }
+    }
+    if c.auth.passkeys {
+        let public = c.public_url();
+        let host = url::Url::parse(&public).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+        if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+            warnings.push(format!(
+                "passkeys are off: their relying party must be a host name, and {public} is an IP address; set server.publicUrl (or server.host) to the name people use"
+            ));
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, p) in c.auth.oidc.iter().enumerate() {
+        let at = |field: &str| format!("auth.oidc[{i}].{field}");
+        let name_ok = (1..=32).contains(&p.name.len()) && p.name.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+        if !name_ok {
+            return Err(err(&at("name"), format!("invalid value {:?}: 1-32 of a-z, 0-9 and -", p.name)));
+        }
+        if !names.insert(p.name.as_str()) {
+            return Err(err(&at("name"), format!("provider {:?} is configured twice", p.name)).hint("give each provider its own name"));
+        }
+        let issuer = url::Url::parse(&p.issuer).map_err(|e| err(&at("issuer"), format!("invalid value {:?}: {e}", p.issuer)))?;
+        if !secure_or_loopback(&issuer) || issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(err(&at("issuer"), format!("invalid value {:?}: must be an https:// URL (http:// only on loopback)", p.issuer))
+                .hint("the provider's issuer, e.g. https://accounts.example.org/realms/staff"));
+        }
+        if p.client_id.trim().is_empty() {
+            return Err(err(&at("clientId"), "must not be empty"));
+        }
+        if !p.scopes.iter().any(|s| s == "openid") {
+            return Err(err(&at("scopes"), "must include \"openid\"").hint("e.g. [openid, email, profile]"));
+        }
+        if p.scopes.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+            return Err(err(&at("scopes"), "a scope is empty or contains a space"));
+        }
+        if p.allowed_domains.iter().any(|d| d.is_empty() || d.contains('@') || d.contains(char::is_whitespace)) {
+            return Err(err(&at("allowedDomains"), "list domain names, e.g. [example.org]"));
+        }
+        if p.groups_claim.is_empty() {
+            return Err(err(&at("groupsClaim"), "must not be empty"));
+        }
+    }
+    let m = &c.smtp;
+    if !matches!(m.security.as_str(), "starttls" | "tls" | "none") {
+        return Err(err("smtp.security", format!("invalid value {:?}", m.security)).hint("one of starttls, tls, none"));
+    }
+    if m.enabled() {
+        let host = m.host.as_deref().unwrap_or("");
+        if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+            return Err(err("smtp.host", format!("invalid value {host:?}: a host name or IP address")));
+        }
+        let from = m.from.as_deref().ok_or_else(|| err("smtp.from", "required when smtp.host is set").hint("e.g. from: \"bedrud <meet@example.org>\""))?;
+        if from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(err("smtp.from", format!("invalid value {from:?}: not an e-mail address")).hint("e.g. \"bedrud <meet@example.org>\" or meet@example.org"));
+        }
+        if m.password.is_some() && m.username.is_none() {
+            return Err(err("smtp.username", "a password is given but no username").hint("set smtp.username"));
+        }
+        if m.username.is_some() && m.password.is_none() {
+            return Err(err("smtp.passwordFile", "smtp.username is set but no password was found")
+                .hint(format!("set smtp.passwordFile, or pass the systemd credential {CRED_SMTP_PASSWORD}")));
+        }
+        if let Some(ca) = &m.ca_file {
+            if !ca.exists() {
+                return Err(err("smtp.caFile", format!("{} does not exist", ca.display())));
+            }
+        }
+        if m.security == "none" && !matches!(host, "localhost" | "127.0.0.1" | "::1") && m.username.is_some() {
+            warnings.push("smtp.security is none: the SMTP password crosses the network unencrypted".into());
+        }
+        if m.timeout < Duration::from_secs(1) {
+            return Err(err("smtp.timeout", "must be at least 1s"));
+        }
+    } else if m.from.is_some() || m.username.is_some() {
+        warnings.push("smtp.host is not set: no mail is sent (password reset and e-mail verification are off)".into());
+    }
     Ok(())
 }
 
@@ -1075,7 +1339,7 @@ fn validate(c: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
             None => e,
         }
     })?;
-    Ok(())
+    validate_signin(c, warnings)
 }
 
 fn validate_acme(c: &Config, a: &AcmeConfig, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
@@ -1256,6 +1520,97 @@ mod tests {
         env.insert("BEDRUD_SERVER_PORT".to_string(), "x".to_string());
         let e = load_with_env(None, &env).unwrap_err();
         assert_eq!(e.source, "BEDRUD_SERVER_PORT");
+    }
+
+    #[test]
+    fn public_url_defaults_and_checks() {
+        let mut c = Config::default();
+        assert_eq!(c.public_url(), "http://localhost:8090");
+        c.server.host = Some("meet.example.org".into());
+        c.server.port = 80;
+        assert_eq!(c.public_url(), "http://meet.example.org");
+        c.server.public_url = Some("https://meet.example.org/".into());
+        assert_eq!(c.public_url(), "https://meet.example.org");
+        for bad in ["meet.example.org", "ftp://x", "https://x/sub", "https://x/?a=1"] {
+            let e = load_text("c.yaml", &format!("server:\n  publicUrl: {bad}\n")).unwrap_err();
+            assert_eq!((e.key.as_deref(), e.line), (Some("server.publicUrl"), Some(2)), "{bad}: {e}");
+        }
+        let l = load_text("c.yaml", "server:\n  publicUrl: http://10.0.0.5:8090\n").unwrap();
+        assert!(l.warnings.iter().any(|w| w.contains("passkeys are off")), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn oidc_providers() {
+        let d = tempfile::tempdir().unwrap();
+        let secret = write(d.path(), "corp-secret", "s3cret\n");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "auth:\n  oidc:\n    - name: corp\n      issuer: https://id.example.org/realms/staff\n      clientId: bedrud\n      clientSecretFile: {}\n      adminGroup: admins\n    - name: local\n      issuer: http://127.0.0.1:9000\n      clientId: bedrud-local\n",
+            secret.display()
+        );
+        let cfg = write(d.path(), "c.yaml", &text);
+        let l = load_with_env(Some(&cfg), &BTreeMap::new()).unwrap();
+        let p = &l.config.auth.oidc;
+        assert_eq!((p[0].client_secret.as_deref(), p[1].client_secret.as_deref()), (Some("s3cret"), None));
+        assert_eq!(p[0].scopes, vec!["openid", "email", "profile"]);
+        assert_eq!(p[0].groups_claim, "groups");
+        assert!(!l.config.redacted_yaml().contains("s3cret"));
+        // The client secret as a systemd credential.
+        let creds = tempfile::tempdir().unwrap();
+        let c = write(creds.path(), "oidc-local", "from-credential");
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let mut env = BTreeMap::new();
+        env.insert("CREDENTIALS_DIRECTORY".into(), creds.path().display().to_string());
+        let l = load_with_env(Some(&cfg), &env).unwrap();
+        assert_eq!(l.config.auth.oidc[1].client_secret.as_deref(), Some("from-credential"));
+        // Mistakes, each named.
+        for (yaml, key, says) in [
+            ("    - name: Corp!\n      issuer: https://a.example\n      clientId: x\n", "auth.oidc[0].name", "a-z"),
+            ("    - name: a\n      issuer: https://a.example\n      clientId: x\n    - name: a\n      issuer: https://b.example\n      clientId: y\n", "auth.oidc[1].name", "twice"),
+            ("    - name: a\n      issuer: http://id.example.org\n      clientId: x\n", "auth.oidc[0].issuer", "https"),
+            ("    - name: a\n      issuer: https://a.example\n      clientId: x\n      scopes: [email]\n", "auth.oidc[0].scopes", "openid"),
+            ("    - name: a\n      issuer: https://a.example\n      clientId: \"\"\n", "auth.oidc[0].clientId", "empty"),
+        ] {
+            let e = load_text("c.yaml", &format!("auth:\n  oidc:\n{yaml}")).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+        let e = load_text("c.yaml", "auth:\n  oidc:\n    - name: a\n      issuer: https://a.example\n      clientID: x\n").unwrap_err();
+        assert!(e.to_string().contains("clientId"), "{e}");
+        // A list of providers cannot come from one variable.
+        let mut env = BTreeMap::new();
+        env.insert("BEDRUD_AUTH_OIDC".to_string(), "x".to_string());
+        let l = load_with_env(None, &env).unwrap();
+        assert!(l.warnings.iter().any(|w| w.contains("BEDRUD_AUTH_OIDC")), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn smtp_settings() {
+        let l = load_text("c.yaml", "smtp:\n  host: 127.0.0.1\n  security: none\n  from: bedrud <meet@example.org>\n").unwrap();
+        assert!(l.config.smtp.enabled());
+        assert_eq!(l.config.smtp.port(), 25);
+        let e = load_text("c.yaml", "smtp:\n  host: mail.example.org\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("smtp.from"));
+        let e = load_text("c.yaml", "smtp:\n  host: mail.example.org\n  from: not an address\n").unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("smtp.from"), Some(3)));
+        let e = load_text("c.yaml", "smtp:\n  host: mail.example.org\n  security: ssl\n  from: a@example.org\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("smtp.security"));
+        let e = load_text("c.yaml", "smtp:\n  host: mail.example.org\n  from: a@example.org\n  username: bedrud\n").unwrap_err();
+        assert!(e.hint.as_deref().unwrap_or("").contains(CRED_SMTP_PASSWORD), "{e}");
+        // Password from the credential; host from the environment.
+        let creds = tempfile::tempdir().unwrap();
+        let c = write(creds.path(), CRED_SMTP_PASSWORD, "mail-pass");
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut env = BTreeMap::new();
+        env.insert("CREDENTIALS_DIRECTORY".into(), creds.path().display().to_string());
+        env.insert("BEDRUD_SMTP_HOST".into(), "mail.example.org".into());
+        env.insert("BEDRUD_SMTP_FROM".into(), "meet@example.org".into());
+        env.insert("BEDRUD_SMTP_USERNAME".into(), "bedrud".into());
+        env.insert("BEDRUD_SMTP_PORT".into(), "2525".into());
+        let l = load_with_env(None, &env).unwrap();
+        assert_eq!(l.config.smtp.password.as_deref(), Some("mail-pass"));
+        assert_eq!(l.config.smtp.port(), 2525);
+        assert!(!l.config.redacted_yaml().contains("mail-pass"));
     }
 
     #[test]

@@ -210,7 +210,8 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         }
         _ => None,
     };
-    let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone(), shutdown.clone()));
+    let signin = http::Signin::from_config(&config).map_err(Fatal::new)?;
+    let state: SharedState = Arc::new(AppState::new(config.clone(), store.clone(), keys.clone(), status_rx.clone(), shutdown.clone(), signin));
     let _ = state.runtime.set(http::Runtime { api_addr, acme: acme.clone(), config_file: file.clone() });
     let app = http::router(state.clone());
     let limits = Limits::from_config(&config.server);
@@ -240,6 +241,12 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
             "no administrator yet: open {} to create one (the link works until an administrator exists and changes at every start), or run `bedrud user create NAME --admin`",
             setup_url(&config, api_addr, tls.is_some(), token)
         );
+    }
+    // Each OpenID provider is asked for its discovery document and keys; one that does not
+    // answer is logged and retried at each sign-in, and holds up nothing else.
+    {
+        let st = state.clone();
+        tasks.push(tokio::spawn(async move { st.signin.oidc.discover_all().await }));
     }
     if let Some(addr) = config.server.metrics_socket() {
         let l = bind(addr, "server.metricsAddress").await?;
@@ -323,6 +330,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
     if config.recording.enabled {
         tasks.push(recording::spawn_reconciler(state.recorder.clone(), config.livekit.reconcile_interval, shutdown.clone()));
     }
+    tasks.push(http::spawn_background(state.clone()));
 
     let lk = status_rx.borrow().clone();
     let notes = Notes { setup_pending: setup_token.is_some(), ..Notes::default() };
@@ -599,6 +607,9 @@ async fn apply_reload<P: Fn(Arc<Config>) -> LaunchParams>(m: &MainLoop<'_, P>, l
     if new.recording != old.recording || new.redis != old.redis {
         notes.push("recording and redis settings take effect at the next restart");
     }
+    if new.auth.oidc != old.auth.oidc || new.smtp != old.smtp || new.server.public_url != old.server.public_url || new.auth.passkeys != old.auth.passkeys {
+        notes.push("auth.oidc, auth.passkeys, smtp and server.publicUrl take effect at the next restart");
+    }
     if new.livekit.api_key != old.livekit.api_key || new.livekit.api_secret != old.livekit.api_secret || new.livekit.is_external() != old.livekit.is_external() {
         notes.push("LiveKit keys and mode take effect at the next restart");
     }
@@ -639,7 +650,9 @@ fn spawn_maintenance(state: SharedState, shutdown: CancellationToken) -> tokio::
             }
             let now = store::now_ms();
             let r = store
-                .write(move |txn| Ok(store::sessions_prune(txn, now)? + store::prune_webhook_state(txn, now.saturating_sub(86_400_000))?))
+                .write(move |txn| {
+                    Ok(store::sessions_prune(txn, now)? + store::prune_webhook_state(txn, now.saturating_sub(86_400_000))? + store::mail_tokens_prune(txn, now)?)
+                })
                 .await;
             match r {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "pruned expired sessions and old webhook records"),

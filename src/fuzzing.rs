@@ -97,8 +97,9 @@ impl Api {
         cfg.livekit.internal_host = Some("http://127.0.0.1:9".into());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let (tx, rx) = tokio::sync::watch::channel(LivekitStatus::new(Mode::Embedded));
+        let signin = crate::http::Signin::from_config(&cfg).expect("sign-in settings");
         let state = rt.block_on(async {
-            Arc::new(crate::http::AppState::new(Arc::new(cfg), store.clone(), keys(), rx, tokio_util::sync::CancellationToken::new()))
+            Arc::new(crate::http::AppState::new(Arc::new(cfg), store.clone(), keys(), rx, tokio_util::sync::CancellationToken::new(), signin))
         });
         let router = crate::http::router(state);
         for (name, role) in [("fuzz-admin", Role::Admin), ("fuzz-user", Role::User)] {
@@ -106,7 +107,7 @@ impl Api {
             store.write_blocking(move |t| store::insert_user(t, &u)).expect("insert user");
         }
         let owner = store.read_blocking(|t| store::user_by_name(t, "fuzz-admin")).ok().flatten().map(|u| u.id).unwrap_or_default();
-        let room = store::Room { name: "fuzz-room".into(), owner_id: owner, created_at: 0, settings: Default::default() };
+        let room = store::Room::new("fuzz-room", &owner, 0, Default::default());
         store.write_blocking(move |t| store::room_insert(t, &room)).expect("room");
         let api = Api { rt, router, store, admin_token: Mutex::new(String::new()), _status: tx };
         api.new_admin_session();

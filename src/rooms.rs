@@ -43,17 +43,14 @@ pub struct RoomView {
     pub settings: RoomSettings,
     pub moderators: Vec<String>,
     pub live_participants: u32,
+    pub locked: bool,
+    pub spotlight: Option<String>,
 }
 
 pub async fn create(store: &Store, owner: &User, name: &str, settings: RoomSettings) -> Result<Room, ApiError> {
     validate_name(name)?;
     validate_settings(&settings)?;
-    let room = Room {
-        name: name.to_string(),
-        owner_id: owner.id.clone(),
-        created_at: store::now_ms(),
-        settings,
-    };
+    let room = Room::new(name, &owner.id, store::now_ms(), settings);
     let r = room.clone();
     store
         .write(move |txn| store::room_insert(txn, &r))
@@ -81,6 +78,8 @@ pub fn view(txn: &redb::ReadTransaction, room: &Room) -> Result<RoomView, StoreE
         settings: room.settings.clone(),
         moderators,
         live_participants: store::live_count(txn, &room.name, "")?,
+        locked: room.locked,
+        spotlight: room.spotlight.clone(),
     })
 }
 

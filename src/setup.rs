@@ -56,15 +56,7 @@ pub async fn complete(store: &Store, token: &str, username: &str, password: &str
     // Refuse a wrong token before spending an Argon2 hash on it.
     let given = auth::token_key(token.trim());
     check(store, &given).await?;
-    let user = User {
-        id: uuid::Uuid::new_v4().to_string(),
-        username: username.to_string(),
-        password_hash: accounts::hash(password.to_string()).await?,
-        role: Role::Admin,
-        disabled: false,
-        created_at: store::now_ms(),
-        session_epoch: 0,
-    };
+    let user = User::new(username, accounts::hash(password.to_string()).await?, Role::Admin);
     let created = user.clone();
     store
         .write(move |txn| {

@@ -590,6 +590,350 @@ fn admin_event_stream_sends_the_overview() {
     assert_eq!(events[1]["users"], 2);
 }
 
+/// A daemon that sends mail through `smtp` with STARTTLS (trusting `ca`) and a login whose
+/// password comes from a file.
+fn with_mail(smtp: &common::signin::SmtpSink, ca: &std::path::Path, dir: &std::path::Path) -> Daemon {
+    use std::os::unix::fs::PermissionsExt;
+    let pass = write(dir, "smtp-password", "mail-pass\n");
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let extra = format!(
+        "smtp:\n  host: 127.0.0.1\n  port: {}\n  security: starttls\n  caFile: {}\n  username: bedrud\n  passwordFile: {}\n  from: bedrud <meet@example.org>\n",
+        smtp.port,
+        ca.display(),
+        pass.display()
+    );
+    Daemon::start(Opts { extra, ..Opts::default() })
+}
+
+/// Mail through a real SMTP server (aiosmtpd with STARTTLS and a login): an address is
+/// verified by its link, a reset link sets a new password and ends the sessions; each link
+/// works once, a password change voids an older reset link, and answers do not tell which
+/// addresses have accounts.
+#[test]
+fn mail_verification_and_password_reset() {
+    use common::signin::{link_in, token_of, SmtpSink};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::tls::self_signed(dir.path(), "mail.localhost");
+    let smtp = SmtpSink::start(Some(("bedrud", "mail-pass")), Some((&cert, &key)));
+    let d = with_mail(&smtp, &cert, dir.path());
+    let (_, info) = d.get("/api/info", None);
+    assert_eq!(info["mail"], true, "{info}");
+    d.create_user("alice", "alice-password", false);
+    d.create_user("bob", "bob-password", false);
+    let alice = d.login("alice", "alice-password");
+    let bob = d.login("bob", "bob-password");
+    let public = format!("http://localhost:{}", d.port);
+
+    // Setting an address sends a verification link; the relay saw STARTTLS and the login.
+    let mut answers = Vec::new();
+    let mut record = |op: &str, s: u16, v: &serde_json::Value| answers.push(json!({ "op": op, "status": s, "body": v }));
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&alice), Some(json!({ "email": " Alice@Example.org" })));
+    assert_eq!(s, 200, "{v}");
+    record("PUT /api/auth/email", s, &v);
+    assert_eq!((v["user"]["email"].as_str(), v["user"]["emailVerified"].as_bool(), v["verificationSent"].as_bool()), (Some("alice@example.org"), Some(false), Some(true)), "{v}");
+    let m = smtp.wait_for("alice@example.org", "Confirm");
+    assert_eq!((m["login"].as_str(), m["tls"].as_bool(), m["from"].as_str()), (Some("bedrud"), Some(true), Some("meet@example.org")), "{m}");
+    let verify = token_of(&link_in(m["body"].as_str().unwrap(), &format!("{public}/verify-email?token=")));
+    let (s, v) = d.post("/api/auth/email/verify", None, json!({ "token": verify }));
+    assert_eq!((s, v["user"]["emailVerified"].as_bool()), (200, Some(true)), "{v}");
+    record("POST /api/auth/email/verify", s, &v);
+    let (s, v) = d.post("/api/auth/email/verify", None, json!({ "token": verify }));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_link")), "used twice: {v}");
+    record("POST /api/auth/email/verify", s, &v);
+    // Nobody else can take the verified address.
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&bob), Some(json!({ "email": "alice@example.org" })));
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("email_taken")), "{v}");
+    record("PUT /api/auth/email", s, &v);
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&bob), Some(json!({ "email": "not-an-address" })));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_email")), "{v}");
+
+    // A reset link: a refused password does not use it up; the good one ends every session.
+    let before = smtp.messages().len();
+    for email in ["ALICE@example.org", "nobody@example.org"] {
+        let (s, v) = d.post("/api/auth/password/forgot", None, json!({ "email": email }));
+        assert_eq!(s, 202, "{email}: {v}");
+    }
+    let m = smtp.wait_for("alice@example.org", "Reset");
+    let link = link_in(m["body"].as_str().unwrap(), &format!("{public}/reset-password?token="));
+    let reset = token_of(&link);
+    let (s, v) = d.post("/api/auth/password/reset", None, json!({ "token": reset, "newPassword": "short" }));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_password")), "{v}");
+    let (s, v) = d.post("/api/auth/password/reset", None, json!({ "token": reset, "newPassword": "alice-password-2" }));
+    assert_eq!(s, 200, "{v}");
+    record("POST /api/auth/password/reset", s, &v);
+    assert_eq!(d.get("/api/auth/me", Some(&alice)).0, 401, "the old session ended");
+    let (s, v) = d.post("/api/auth/password/reset", None, json!({ "token": reset, "newPassword": "alice-password-3" }));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_link")), "used twice: {v}");
+    let alice = d.login("alice", "alice-password-2");
+    // The unknown address got nothing: only the verification and the reset went out.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(smtp.messages().len(), before + 1, "{:?}", smtp.messages());
+
+    // A password changed after the link was sent voids the link.
+    let (s, _) = d.post("/api/auth/password/forgot", None, json!({ "email": "alice@example.org" }));
+    assert_eq!(s, 202);
+    common::daemon::eventually(Duration::from_secs(20), "a second reset mail", || smtp.messages().len() == before + 2);
+    let stale = token_of(&link_in(smtp.messages()[before + 1]["body"].as_str().unwrap(), &format!("{public}/reset-password?token=")));
+    let (s, v) = d.api("PUT", "/api/auth/password", Some(&alice), Some(json!({ "currentPassword": "alice-password-2", "newPassword": "alice-password-4" })));
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = d.post("/api/auth/password/reset", None, json!({ "token": stale, "newPassword": "alice-password-5" }));
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_link")), "{v}");
+
+    // Repeated requests for one address from one client are limited: five, then 429.
+    let codes: Vec<u16> = (0..6).map(|_| d.post("/api/auth/password/forgot", None, json!({ "email": "someone@example.org" })).0).collect();
+    assert_eq!(codes, [202, 202, 202, 202, 202, 429], "{codes:?}");
+    let (s, v) = d.post("/api/auth/password/forgot", None, json!({ "email": "someone@example.org" }));
+    record("POST /api/auth/password/forgot", s, &v);
+
+    // With the relay gone, sending fails with a clear answer and the address is still kept.
+    drop(smtp);
+    let (s, v) = d.api("PUT", "/api/auth/email", Some(&bob), Some(json!({ "email": "bob@example.org" })));
+    assert_eq!((s, v["verificationSent"].as_bool()), (200, Some(false)), "{v}");
+    let (s, v) = d.post("/api/auth/email/resend", Some(&bob), json!({}));
+    assert_eq!((s, v["error"]["code"].as_str()), (502, Some("mail_failed")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("could not be sent"), "{v}");
+    record("POST /api/auth/email/resend", s, &v);
+    // The answers are the ones the OpenAPI document describes.
+    let (_, doc) = d.get("/api/openapi.json", None);
+    common::validate_answers(&doc, answers);
+}
+
+/// Joins `room` as the caller of `token` (or as a new guest), through `invite` if given.
+fn join_as(d: &Daemon, token: Option<&str>, room: &str, name: &str, invite: Option<&str>) -> (u16, serde_json::Value) {
+    let mut body = json!({ "room": room, "name": name });
+    if let Some(i) = invite {
+        body["invite"] = json!(i);
+    }
+    d.post("/api/room/join", token, body)
+}
+
+fn code(v: &serde_json::Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[test]
+fn invite_links_open_a_private_room() {
+    let d = daemon(); // guest access off: only invites let guests in
+    d.create_user("owner", "owner-password", false);
+    d.create_user("member", "member-password", false);
+    let owner = d.login("owner", "owner-password");
+    let member = d.login("member", "member-password");
+    d.post("/api/room/create", Some(&owner), json!({ "name": "private-room" }));
+    d.post("/api/room/create", Some(&owner), json!({ "name": "other-room" }));
+    assert_eq!(join_as(&d, None, "private-room", "Gina", None).0, 401);
+
+    let (s, v) = d.post("/api/room/private-room/invites", Some(&owner), json!({ "maxUses": 2, "expiresIn": 3600 }));
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    assert_eq!(v["path"], format!("/r/private-room?invite={token}"));
+    assert_eq!((v["invite"]["status"].as_str(), v["invite"]["uses"].as_u64(), v["invite"]["role"].as_str()), (Some("active"), Some(0), Some("participant")));
+    let id = v["invite"]["id"].as_str().unwrap().to_string();
+    // Only the secret's hash is stored, and no listing shows either.
+    let hash = {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let file = std::fs::read(d.dir.path().join("bedrud.redb")).unwrap();
+    let has = |needle: &str| file.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has(&hash) && !has(&token), "the database holds the hash, never the secret");
+    let (_, list) = d.get("/api/room/private-room/invites", Some(&owner));
+    assert_eq!((list["invites"].as_array().unwrap().len(), list["invites"][0]["id"].as_str()), (1, Some(id.as_str())), "{list}");
+    assert!(!list.to_string().contains(&token) && !list.to_string().contains(&hash), "{list}");
+    let (s, v) = d.post("/api/invite/check", None, json!({ "token": token }));
+    assert_eq!((s, v["invite"]["room"].as_str()), (200, Some("private-room")), "{v}");
+
+    // A guest comes in; the same guest again is not a second use.
+    let (s, g1) = join_as(&d, None, "private-room", "Gina", Some(&token));
+    assert_eq!((s, g1["role"].as_str()), (200, Some("guest")), "{g1}");
+    let gina = g1["guestToken"].as_str().unwrap().to_string();
+    assert_eq!(join_as(&d, Some(&gina), "private-room", "Gina", Some(&token)).0, 200);
+    let uses = |d: &Daemon| d.get("/api/room/private-room/invites", Some(&owner)).1["invites"][0]["uses"].as_u64();
+    assert_eq!(uses(&d), Some(1));
+    // Without the invite the room stays closed to that guest.
+    assert_eq!(join_as(&d, Some(&gina), "private-room", "Gina", None).0, 403);
+    // A second person spends the last use; the third is told so; the first may still return.
+    assert_eq!(join_as(&d, None, "private-room", "Hal", Some(&token)).0, 200);
+    let (s, v) = join_as(&d, None, "private-room", "Ivy", Some(&token));
+    assert_eq!((s, code(&v)), (410, "invite_used_up"), "{v}");
+    assert_eq!(code(&d.post("/api/invite/check", None, json!({ "token": token })).1), "invite_used_up");
+    assert_eq!(join_as(&d, Some(&gina), "private-room", "Gina", Some(&token)).0, 200);
+    assert_eq!(uses(&d), Some(2));
+    // Another room's name, or no such secret.
+    assert_eq!(code(&join_as(&d, None, "other-room", "Gina", Some(&token)).1), "invite_not_found");
+    assert_eq!(d.post("/api/invite/check", None, json!({ "token": "no-such-secret" })).0, 404);
+
+    // Expiry and revocation say so.
+    let (_, v) = d.post("/api/room/private-room/invites", Some(&owner), json!({ "expiresIn": 1 }));
+    std::thread::sleep(Duration::from_millis(1300));
+    let (s, v) = join_as(&d, None, "private-room", "Jo", v["token"].as_str());
+    assert_eq!((s, code(&v)), (410, "invite_expired"), "{v}");
+    let (_, v) = d.post("/api/room/private-room/invites", Some(&owner), json!({ "expiresIn": 0 }));
+    assert_eq!(v["invite"]["expiresAt"], serde_json::Value::Null);
+    let (t3, id3) = (v["token"].as_str().unwrap().to_string(), v["invite"]["id"].as_str().unwrap().to_string());
+    assert_eq!(d.api("DELETE", &format!("/api/room/private-room/invites/{id3}"), Some(&owner), None).0, 204);
+    assert_eq!(d.api("DELETE", &format!("/api/room/private-room/invites/{id3}"), Some(&owner), None).0, 204, "idempotent");
+    assert_eq!(code(&join_as(&d, None, "private-room", "Kim", Some(&t3)).1), "invite_revoked");
+    assert_eq!(code(&d.api("DELETE", "/api/room/private-room/invites/nope", Some(&owner), None).1), "invite_not_found");
+    let (_, list) = d.get("/api/room/private-room/invites", Some(&owner));
+    let statuses: Vec<&str> = list["invites"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["revoked", "expired", "used_up"], "newest first");
+
+    // Who may make them, and what is refused.
+    assert_eq!(d.post("/api/room/private-room/invites", Some(&member), json!({})).0, 403);
+    assert_eq!(d.post("/api/room/private-room/invites", Some(&gina), json!({})).0, 403);
+    assert_eq!(d.post("/api/room/private-room/invites", None, json!({})).0, 401);
+    for (body, want) in [(json!({ "maxUses": 0 }), "invalid_invite"), (json!({ "expiresIn": 99_999_999_999u64 }), "invalid_invite"), (json!({ "role": "boss" }), "invalid_request"), (json!({ "uses": 3 }), "invalid_request")] {
+        let (s, v) = d.post("/api/room/private-room/invites", Some(&owner), body.clone());
+        assert_eq!((s, code(&v)), (400, want), "{body}: {v}");
+    }
+    assert_eq!(d.get("/api/room/private-room/invites", Some(&owner)).1["invites"].as_array().unwrap().len(), 3, "refused requests made nothing");
+
+    // A moderator invite makes its guest a moderator of the meeting, not of the room.
+    let (_, v) = d.post("/api/room/private-room/invites", Some(&owner), json!({ "role": "moderator" }));
+    let (s, m) = join_as(&d, None, "private-room", "Mod", v["token"].as_str());
+    assert_eq!((s, m["role"].as_str()), (200, Some("moderator")), "{m}");
+    let claims = jwt_claims(m["token"].as_str().unwrap());
+    assert_eq!(claims["video"]["canUpdateOwnMetadata"], true);
+    let gm = m["guestToken"].as_str().unwrap();
+    assert_eq!(d.get("/api/room/private-room/lobby", Some(gm)).0, 200);
+    assert_eq!(d.api("PUT", "/api/room/private-room/lock", Some(gm), Some(json!({ "locked": false }))).0, 200);
+    assert_eq!(d.post("/api/room/private-room/invites", Some(gm), json!({})).0, 403);
+    assert_eq!(d.api("PUT", "/api/room/private-room/settings", Some(gm), Some(json!({ "public": true }))).0, 403);
+    assert_eq!(d.get("/api/room/other-room/lobby", Some(gm)).0, 403, "only in that room");
+
+    // Banning a guest withdraws the invite they came through, for everyone, until lifted.
+    let (_, v) = d.post("/api/room/private-room/invites", Some(&owner), json!({}));
+    let shared = v["token"].as_str().unwrap().to_string();
+    let (_, b) = join_as(&d, None, "private-room", "Ben", Some(&shared));
+    let ben = b["identity"].as_str().unwrap().to_string();
+    let (s, v) = d.post(&format!("/api/room/private-room/bans/{ben}"), Some(&owner), json!({}));
+    assert_eq!((s, v["ban"]["name"].as_str(), v["ban"]["guest"].as_bool()), (201, Some("Ben"), Some(true)), "{v}");
+    assert_eq!(v["ban"]["invite"].as_str().map(str::len), Some(11));
+    let (s, v) = join_as(&d, b["guestToken"].as_str(), "private-room", "Another Name", Some(&shared));
+    assert_eq!((s, code(&v)), (403, "banned"), "{v}");
+    let (s, v) = join_as(&d, None, "private-room", "Fresh", Some(&shared));
+    assert_eq!((s, code(&v)), (410, "invite_withdrawn"), "a new identity through the same invite: {v}");
+    assert_eq!(join_as(&d, Some(&gina), "private-room", "Gina", Some(&token)).0, 200, "other invites still work");
+    let (_, bans) = d.get("/api/room/private-room/bans", Some(&owner));
+    assert_eq!(bans["bans"].as_array().unwrap().len(), 1);
+    assert_eq!(d.api("DELETE", &format!("/api/room/private-room/bans/{ben}"), Some(&owner), None).0, 204);
+    assert_eq!(code(&d.api("DELETE", &format!("/api/room/private-room/bans/{ben}"), Some(&owner), None).1), "not_banned");
+    assert_eq!(join_as(&d, None, "private-room", "Fresh", Some(&shared)).0, 200, "the invite works again");
+    // Managers cannot be banned, nor can one ban oneself.
+    let owner_id = d.get("/api/auth/me", Some(&owner)).1["user"]["id"].as_str().unwrap().to_string();
+    assert_eq!(code(&d.post(&format!("/api/room/private-room/bans/{owner_id}"), Some(gm), json!({})).1), "cannot_ban_manager");
+    assert_eq!(code(&d.post(&format!("/api/room/private-room/bans/{owner_id}"), Some(&owner), json!({})).1), "cannot_ban_self");
+
+    // Deleting the room takes its invites along.
+    assert_eq!(d.api("DELETE", "/api/room/private-room", Some(&owner), None).0, 204);
+    assert_eq!(d.post("/api/invite/check", None, json!({ "token": shared })).0, 404);
+}
+
+#[test]
+fn lobby_admits_denies_and_both_sides_follow_live() {
+    let d = Daemon::start(Opts { auth: "  guestJoin: true\n".into(), ..Opts::default() });
+    d.create_user("owner", "owner-password", false);
+    d.create_user("member", "member-password", false);
+    let owner = d.login("owner", "owner-password");
+    let member = d.login("member", "member-password");
+    let (s, v) = d.post("/api/room/create", Some(&owner), json!({ "name": "waiting-room", "settings": { "public": true, "lobby": true } }));
+    assert_eq!((s, v["room"]["settings"]["lobby"].as_bool()), (201, Some(true)), "{v}");
+    let secs = Duration::from_secs;
+    let waiting_names = |v: &serde_json::Value| v["waiting"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+
+    // Guests wait, with no token; members and managers go straight in.
+    let (s, a) = join_as(&d, None, "waiting-room", "Ann", None);
+    assert_eq!((s, a["lobby"]["status"].as_str(), a["lobby"]["position"].as_u64()), (202, Some("waiting"), Some(1)), "{a}");
+    assert!(a.get("token").is_none(), "nobody in the lobby gets a token: {a}");
+    let ga = a["guestToken"].as_str().unwrap().to_string();
+    let (s, b) = join_as(&d, None, "waiting-room", "Ben", None);
+    assert_eq!((s, b["lobby"]["position"].as_u64()), (202, Some(2)));
+    let gb = b["guestToken"].as_str().unwrap().to_string();
+    assert_eq!(join_as(&d, Some(&member), "waiting-room", "member", None).0, 200);
+    assert_eq!(join_as(&d, Some(&owner), "waiting-room", "owner", None).0, 200);
+    let (s, v) = d.get("/api/room/waiting-room/lobby", Some(&owner));
+    assert_eq!((s, waiting_names(&v)), (200, vec!["Ann".to_string(), "Ben".to_string()]));
+    assert_eq!(d.get("/api/room/waiting-room/lobby", Some(&member)).0, 403);
+    assert_eq!(d.get("/api/room/waiting-room/lobby", Some(&ga)).0, 403);
+    assert_eq!(d.status("GET", "/api/room/waiting-room/lobby/events", Some(&member), None), 403);
+    assert_eq!(d.status("GET", "/api/room/waiting-room/lobby/wait", None, None), 401);
+
+    let managers = d.events("/api/room/waiting-room/lobby/events", Some(&owner));
+    let (e, v) = managers.next(secs(5));
+    assert_eq!((e.as_str(), waiting_names(&v)), ("lobby", vec!["Ann".to_string(), "Ben".to_string()]));
+    let ann = d.events("/api/room/waiting-room/lobby/wait", Some(&ga));
+    let ben = d.events("/api/room/waiting-room/lobby/wait", Some(&gb));
+    assert_eq!(ann.next(secs(5)).1, json!({ "status": "waiting", "position": 1, "waiting": 2 }));
+    assert_eq!(ben.next(secs(5)).1["position"], 2);
+
+    // Admit one: each side hears of it, and only now does the guest get a token.
+    let (s, v) = d.post("/api/room/waiting-room/lobby/admit", Some(&owner), json!({ "identity": a["identity"] }));
+    assert_eq!((s, v["admitted"][0].as_str()), (200, a["identity"].as_str()), "{v}");
+    assert_eq!(ann.next(secs(5)).1["status"], "admitted");
+    assert_eq!(waiting_names(&managers.next(secs(5)).1), vec!["Ben".to_string()]);
+    assert_eq!(ben.next(secs(5)).1["position"], 1);
+    let (s, v) = join_as(&d, Some(&ga), "waiting-room", "Ann", None);
+    assert_eq!((s, v["role"].as_str()), (200, Some("guest")), "{v}");
+    assert!(v["token"].is_string());
+
+    // Deny the other: told so; asking again puts them back in line.
+    assert_eq!(d.post("/api/room/waiting-room/lobby/deny", Some(&owner), json!({ "identity": b["identity"] })).0, 200);
+    assert_eq!(ben.next(secs(5)).1["status"], "denied");
+    assert_eq!(join_as(&d, Some(&gb), "waiting-room", "Ben", None).0, 202);
+    assert_eq!(ben.next(secs(5)).1["status"], "waiting");
+    assert_eq!(code(&d.post("/api/room/waiting-room/lobby/admit", Some(&owner), json!({})).1), "invalid_request");
+    assert_eq!(code(&d.post("/api/room/waiting-room/lobby/admit", Some(&owner), json!({ "identity": "nobody" })).1), "not_waiting");
+
+    // Locked: nobody new, not even into the lobby; those admitted still come in.
+    assert_eq!(d.api("PUT", "/api/room/waiting-room/lock", Some(&owner), Some(json!({ "locked": true }))).1["locked"], true);
+    assert_eq!(d.get("/api/room/waiting-room", Some(&owner)).1["room"]["locked"], true);
+    assert_eq!(code(&join_as(&d, Some(&member), "waiting-room", "member", None).1), "room_locked");
+    assert_eq!(code(&join_as(&d, None, "waiting-room", "Cy", None).1), "room_locked");
+    assert_eq!(join_as(&d, Some(&ga), "waiting-room", "Ann", None).0, 200);
+    assert_eq!(join_as(&d, Some(&owner), "waiting-room", "owner", None).0, 200);
+    d.api("PUT", "/api/room/waiting-room/lock", Some(&owner), Some(json!({ "locked": false })));
+
+    // Deny everyone at once.
+    let (_, c) = join_as(&d, None, "waiting-room", "Cy", None);
+    let (s, v) = d.post("/api/room/waiting-room/lobby/deny", Some(&owner), json!({ "all": true }));
+    assert_eq!((s, v["denied"].as_array().map(Vec::len)), (200, Some(2)), "{v}");
+    assert_eq!(ben.until(secs(5), "denied", |_, v| v["status"] == "denied")["status"], "denied");
+    // A ban reaches someone in the lobby too.
+    assert_eq!(join_as(&d, Some(&gb), "waiting-room", "Ben", None).0, 202);
+    d.post(&format!("/api/room/waiting-room/bans/{}", b["identity"].as_str().unwrap()), Some(&owner), json!({}));
+    ben.until(secs(5), "banned", |_, v| v["status"] == "banned");
+    assert_eq!(code(&join_as(&d, Some(&gb), "waiting-room", "Ben", None).1), "banned");
+
+    // Turning the lobby off lets in whoever waits.
+    let (_, dee) = join_as(&d, c["guestToken"].as_str(), "waiting-room", "Cy", None);
+    assert_eq!(dee["lobby"]["status"], "waiting");
+    let cy = d.events("/api/room/waiting-room/lobby/wait", c["guestToken"].as_str());
+    assert_eq!(cy.next(secs(5)).1["status"], "waiting");
+    assert_eq!(d.api("PUT", "/api/room/waiting-room/settings", Some(&owner), Some(json!({ "lobby": false }))).0, 200);
+    assert_eq!(cy.next(secs(5)).1["status"], "admitted");
+    assert_eq!(join_as(&d, c["guestToken"].as_str(), "waiting-room", "Cy", None).0, 200);
+
+    // Ending the meeting for all tells those still waiting.
+    d.api("PUT", "/api/room/waiting-room/settings", Some(&owner), Some(json!({ "lobby": true })));
+    let (_, f) = join_as(&d, None, "waiting-room", "Fay", None);
+    let fay = d.events("/api/room/waiting-room/lobby/wait", f["guestToken"].as_str());
+    assert_eq!(fay.next(secs(5)).1["status"], "waiting");
+    let (s, v) = d.post("/api/room/waiting-room/end", Some(&owner), json!({}));
+    assert_eq!((s, v["ended"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(fay.next(secs(5)).1["status"], "ended");
+    // The admissions of that meeting lapsed: Ann waits again next time.
+    assert_eq!(join_as(&d, Some(&ga), "waiting-room", "Ann", None).0, 202);
+    drop((ann, ben, cy, fay));
+
+    // Someone who knocks and goes away (no stream open) leaves the list by themselves.
+    let (_, g) = join_as(&d, None, "waiting-room", "Gus", None);
+    assert!(g["lobby"].is_object());
+    let started = std::time::Instant::now();
+    let v = managers.until(secs(45), "Gus and Ann gone", |_, v| !v.to_string().contains("Gus") && !v.to_string().contains("Ann") && started.elapsed() > secs(1));
+    assert_eq!(waiting_names(&v), Vec::<String>::new());
+    eprintln!("figure: a lobby entry with nobody following it went after {:.1} s", started.elapsed().as_secs_f64());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The OpenAPI document
 
@@ -675,7 +1019,8 @@ fn openapi_document_describes_every_route_and_what_it_answers() {
             let anonymous = security.iter().any(|s| s.as_object().unwrap().is_empty());
             let admin = security.iter().any(|s| s["bearer"].as_array().is_some_and(|r| r.iter().any(|x| x == "admin")));
             let responses = op["responses"].as_object().unwrap();
-            assert!(responses.keys().any(|s| s.starts_with('2')), "{name}: no success answer");
+            // A browser navigation (single sign-on) succeeds with a redirect.
+            assert!(responses.keys().any(|s| s.starts_with('2') || s.starts_with('3')), "{name}: no success answer");
             for (status, r) in responses {
                 let is_error_body = r["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorBody";
                 if status.as_str() >= "400" && is_error_body {
@@ -693,6 +1038,14 @@ fn openapi_document_describes_every_route_and_what_it_answers() {
         }
     }
     assert!(ops.len() >= 30, "{} operations", ops.len());
+    // Operation ids name the generated client's operations: one each.
+    let mut ids = std::collections::BTreeMap::new();
+    for (method, path, op) in &ops {
+        let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+        if let Some(other) = ids.insert(id.to_string(), format!("{method} {path}")) {
+            panic!("operationId {id:?} of {method} {path} is also {other}'s");
+        }
+    }
 
     // Sweep: every operation called by nobody, a guest, a user who manages nothing, the room's
     // owner and an administrator, with no body, an empty object and broken JSON. Every answer's
@@ -723,11 +1076,12 @@ fn openapi_document_describes_every_route_and_what_it_answers() {
                     ("name", _, _) if path.starts_with("/api/admin/users") => "oa-plain",
                     ("name", _, _) => "oa-room",
                     ("user", _, _) => "oa-plain",
+                    ("id", _, _) => "no-such-invite",
                     _ => "nobody",
                 }
             };
             let mut concrete = path.clone();
-            for var in ["name", "user", "identity"] {
+            for var in ["name", "user", "identity", "provider", "id"] {
                 concrete = concrete.replace(&format!("{{{var}}}"), target(var));
             }
             for body in [None, Some("{}"), Some("{not json")] {
@@ -771,7 +1125,26 @@ fn openapi_document_describes_every_route_and_what_it_answers() {
         let template = if path.starts_with("/api/room/oa-second") { "/api/room/{name}/settings" } else if path.starts_with("/api/admin/users/") { "/api/admin/users/{name}" } else { path };
         answers.push(json!({ "op": format!("{method} {template}"), "status": status, "body": value }));
     }
+    // An invite link, what it leads to, a join through it that waits in the lobby, the lobby's
+    // list, an admission and a lock.
+    assert_eq!(d.api("PUT", "/api/room/oa-second/settings", Some(&owner), Some(json!({ "lobby": true }))).0, 200);
+    let (status, invite) = d.post("/api/room/oa-second/invites", Some(&owner), json!({ "maxUses": 2 }));
+    assert_eq!(status, 201, "{invite}");
+    let secret = invite["token"].clone();
+    for (method, template, path, token, body, want) in [
+        ("POST", "/api/invite/check", "/api/invite/check", None, Some(json!({ "token": secret })), 200),
+        ("POST", "/api/room/join", "/api/room/join", None, Some(json!({ "room": "oa-second", "name": "L", "invite": secret })), 202),
+        ("GET", "/api/room/{name}/lobby", "/api/room/oa-second/lobby", Some(&owner), None, 200),
+        ("POST", "/api/room/{name}/lobby/admit", "/api/room/oa-second/lobby/admit", Some(&owner), Some(json!({ "all": true })), 200),
+        ("PUT", "/api/room/{name}/lock", "/api/room/oa-second/lock", Some(&owner), Some(json!({ "locked": true })), 200),
+    ] {
+        let (status, value) = d.api(method, path, token.map(String::as_str), body);
+        assert_eq!(status, want, "{method} {path}: {value}");
+        answers.push(json!({ "op": format!("{method} {template}"), "status": status, "body": value }));
+    }
+    assert_eq!(d.get("/api/room/oa-second/lobby", Some(&owner)).1["waiting"], json!([]), "admitted");
+    answers.push(json!({ "op": "POST /api/room/{name}/invites", "status": 201, "body": invite }));
     let covered: std::collections::BTreeSet<String> = answers.iter().map(|a| a["op"].as_str().unwrap().to_string()).collect();
-    let report = common::validate_answers(&doc, answers).unwrap_or_else(|e| panic!("answers that do not match the document:\n{e}"));
+    let report = common::validate_answers(&doc, answers);
     eprintln!("{} operations; JSON success answers validated for {} of them: {report}", ops.len(), covered.len());
 }

@@ -438,6 +438,18 @@ fn backup_under_load_restores_to_a_consistent_store_and_restore_refuses_a_runnin
     for i in 0..20 {
         assert_eq!(d.post("/api/room/create", Some(&admin), json!({"name": format!("base-{i:02}")})).0, 201);
     }
+    // Every kind of row: an invite link, a guest who came through it and waits in the lobby
+    // (attendee), and a banned guest (ban, invite withdrawn by it).
+    d.api("PUT", "/api/room/base-00/settings", Some(&admin), Some(json!({"lobby": true})));
+    let (s, inv) = d.post("/api/room/base-00/invites", Some(&admin), json!({"maxUses": 5}));
+    assert_eq!(s, 201, "{inv}");
+    let (s, wait) = d.post("/api/room/join", None, json!({"room": "base-00", "name": "Wendy", "invite": inv["token"]}));
+    assert_eq!(s, 202, "{wait}");
+    let (s, _) = d.post("/api/room/base-01/invites", Some(&admin), json!({}));
+    assert_eq!(s, 201);
+    let (_, inv1) = d.get("/api/room/base-01/invites", Some(&admin));
+    let (s, ban) = d.api("POST", "/api/room/base-01/bans/someone", Some(&admin), None);
+    assert_eq!(s, 201, "{ban}");
     // Writers keep going while the backup is taken.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
@@ -489,6 +501,17 @@ fn backup_under_load_restores_to_a_consistent_store_and_restore_refuses_a_runnin
     for i in 0..20 {
         assert!(names.contains(&format!("base-{i:02}")));
     }
+    // The meeting rows came back: the invite (its secret still lets people in), the one
+    // waiting in the lobby, the ban.
+    let (_, list) = d.get("/api/room/base-00/invites", Some(&admin));
+    assert_eq!((list["invites"][0]["id"].clone(), list["invites"][0]["uses"].as_u64()), (inv["invite"]["id"].clone(), Some(1)), "{list}");
+    assert_eq!(d.post("/api/invite/check", None, json!({"token": inv["token"]})).0, 200);
+    let (_, lobby) = d.get("/api/room/base-00/lobby", Some(&admin));
+    assert_eq!(lobby["waiting"][0]["name"], "Wendy", "{lobby}");
+    let (_, bans) = d.get("/api/room/base-01/bans", Some(&admin));
+    assert_eq!(bans["bans"][0]["identity"], "someone", "{bans}");
+    let (_, list1) = d.get("/api/room/base-01/invites", Some(&admin));
+    assert_eq!(list1["invites"][0]["id"], inv1["invites"][0]["id"], "{list1}");
     let restored_load = names.iter().filter(|n| n.starts_with("load-")).count();
     assert!(restored_load > 0 && restored_load < acked.len(), "backup holds {restored_load} of {} load rooms", acked.len());
     for w in 0..4 {

@@ -93,7 +93,6 @@ pub mod rows {
     pub const NOT_CLEANED: Row = Row { table: HOOK, symptom: "Room not cleaned up after all leave" };
     pub const REDIS_FAILS: Row = Row { table: CONN, symptom: "Redis connection fails in LiveKit logs" };
     pub const RECORDING_NO_WORKER: Row = Row { table: REC, symptom: "twirp error unauthenticated: permissions denied even with valid API key" };
-    pub const FILE_URL_LOCAL: Row = Row { table: REC, symptom: "Recording starts but FileURL is a local path (e.g., /tmp/...)" };
 }
 
 /// One line of the report.

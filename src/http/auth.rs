@@ -81,19 +81,30 @@ async fn register(State(st): State<SharedState>, Json(c): Json<Credentials>) -> 
     Ok((StatusCode::CREATED, axum::Json(UserAnswer { user })))
 }
 
+/// Stores a new session for `user`: its token and when it expires.
+pub(super) async fn issue_session(st: &SharedState, user: &User) -> Result<(String, u64), ApiError> {
+    let (token, key) = new_token();
+    let session = user_session(user, st.config().auth.session_ttl);
+    let expires_at = session.expires_at;
+    st.store.write(move |txn| store::session_put(txn, &key, &session)).await?;
+    Ok((token, expires_at))
+}
+
+/// `Set-Cookie` with a new session's token.
+pub(super) fn session_cookie_for(st: &SharedState, token: &str) -> axum::http::HeaderValue {
+    let cfg = st.config();
+    set_session(token, cfg.auth.session_ttl.as_secs(), cfg.server.tls_enabled())
+}
+
 /// Issues a new session for `user` and answers with it: the token in the body, or for the
 /// web client in the session cookie.
 pub(super) async fn start_session(st: &SharedState, user: &User, delivery: Delivery) -> Result<Response, ApiError> {
-    let (token, key) = new_token();
-    let cfg = st.config();
-    let session = user_session(user, cfg.auth.session_ttl);
-    let expires_at = session.expires_at;
-    st.store.write(move |txn| store::session_put(txn, &key, &session)).await?;
+    let (token, expires_at) = issue_session(st, user).await?;
     Ok(match delivery {
         Delivery::Token => axum::Json(SessionAnswer { token: Some(token), expires_at, user: user.view() }).into_response(),
         Delivery::Cookie => with_cookie(
             axum::Json(SessionAnswer { token: None, expires_at, user: user.view() }).into_response(),
-            set_session(&token, cfg.auth.session_ttl.as_secs(), cfg.server.tls_enabled()),
+            session_cookie_for(st, &token),
         ),
     })
 }

@@ -27,17 +27,34 @@ pub enum Delivery {
     Cookie,
 }
 
-/// The session token in the request's `Cookie` header, if any.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The cookie that ties an OpenID Connect sign-in to the browser that started it.
+pub const FLOW_COOKIE: &str = "bedrud_oidc";
+
+/// The value of the cookie `name` in the request's `Cookie` header, if any.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim_matches('"'))
         .filter(|v| !v.is_empty())
+}
+
+/// The session token in the request's `Cookie` header, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// `Set-Cookie` for an OpenID flow: sent only to the sign-in endpoints, for `max_age_secs`
+/// (`0` removes it). `SameSite=Lax` lets it travel with the provider's redirect back, which is
+/// a top-level GET.
+pub fn flow_cookie(id: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
+    let flag = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{FLOW_COOKIE}={id}; Path=/api/auth/oidc/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{flag}"))
+        .unwrap_or(HeaderValue::from_static("bedrud_oidc=; Path=/api/auth/oidc/; Max-Age=0"))
 }
 
 /// `Set-Cookie` for a session that lives `max_age_secs`.

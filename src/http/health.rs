@@ -46,14 +46,44 @@ pub(super) struct Info {
     registration: bool,
     /// Visitors without an account may join public rooms.
     guest_join: bool,
+    /// One sign-in button per configured OpenID provider.
+    oidc: Vec<OidcButton>,
+    /// Passkeys (WebAuthn) are enabled.
+    passkeys: bool,
+    /// Mail is configured: e-mail verification and password reset work.
+    mail: bool,
 }
 
-/// Public facts about this service: whether visitors may register or join as guests.
+/// An OpenID provider's sign-in button.
+#[derive(Serialize, ToSchema)]
+pub(super) struct OidcButton {
+    /// The provider's name in `/api/auth/oidc/{provider}/start`.
+    name: String,
+    /// What the button says.
+    label: String,
+}
+
+/// Public facts about this service: whether visitors may register or join as guests, and the
+/// ways to sign in (a button per OpenID provider, passkeys, password reset by mail).
 #[utoipa::path(get, path = "/api/info", tag = "health", security(()),
     responses((status = 200, description = "Public facts", body = Info)))]
 async fn info(State(st): State<SharedState>) -> axum::Json<Info> {
     let cfg = st.config();
-    axum::Json(Info { version: env!("CARGO_PKG_VERSION").into(), registration: cfg.auth.registration, guest_join: cfg.auth.guest_join })
+    let signin = &st.signin;
+    let oidc = signin
+        .oidc
+        .providers()
+        .iter()
+        .map(|p| OidcButton { name: p.cfg.name.clone(), label: p.cfg.label.clone().unwrap_or_else(|| p.cfg.name.clone()) })
+        .collect();
+    axum::Json(Info {
+        version: env!("CARGO_PKG_VERSION").into(),
+        registration: cfg.auth.registration,
+        guest_join: cfg.auth.guest_join,
+        oidc,
+        passkeys: signin.passkeys.is_some(),
+        mail: signin.mailer.is_some(),
+    })
 }
 
 #[derive(Serialize, ToSchema)]

@@ -7,7 +7,12 @@ mod client;
 mod cookie;
 mod extract;
 mod health;
+mod mail;
+mod oidc;
+mod lobby;
+mod meeting;
 pub mod openapi;
+mod passkeys;
 mod recordings;
 mod rooms;
 pub mod serve;
@@ -39,9 +44,17 @@ use crate::livekit::ApiKeys;
 use crate::livekit::cluster::Cluster;
 use crate::livekit::configgen::RedisConn;
 use crate::recording::Recorder;
+use crate::mail::Mailer;
+use crate::oidc::Oidc;
+use crate::passkeys::Passkeys;
 use crate::store::Store;
 
 pub use extract::{ClientAddr, Json};
+
+/// Background work of the API: clearing lobby entries of people who have gone.
+pub fn spawn_background(state: SharedState) -> tokio::task::JoinHandle<()> {
+    lobby::spawn_sweeper(state)
+}
 
 /// Everything a handler may need. Shared behind an `Arc`.
 pub struct AppState {
@@ -63,12 +76,15 @@ pub struct AppState {
     proxies: RwLock<Arc<Vec<ipnet::IpNet>>>,
     /// Cancelled at shutdown: long-lived answers (event streams) end with it.
     pub shutdown: CancellationToken,
+    /// Live updates of lobbies, and who is still waiting in them.
+    pub lobbies: Arc<lobby::Lobbies>,
     /// Request counters and latencies for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     /// Every applied webhook as (event, room name): `bedrud doctor` watches for its probe room.
     pub webhook_events: tokio::sync::broadcast::Sender<(String, String)>,
     /// What the daemon set up around the API (set once at start).
     pub runtime: OnceLock<Runtime>,
+    pub signin: Signin,
 }
 
 /// Facts of the running daemon that handlers and `bedrud doctor` need.
@@ -81,10 +97,33 @@ pub struct Runtime {
     pub config_file: Option<std::path::PathBuf>,
 }
 
+/// The ways to sign in besides a password, built once at start-up from `auth.*`, `smtp.*`
+/// and `server.publicUrl` (a reload changes them at the next restart).
+pub struct Signin {
+    pub oidc: Oidc,
+    /// `None`: passkeys are off.
+    pub passkeys: Option<Passkeys>,
+    /// `None`: no SMTP server is configured.
+    pub mailer: Option<Mailer>,
+    /// Password-reset requests per address and per client.
+    pub mail_limiter: LoginLimiter,
+}
+
+impl Signin {
+    pub fn from_config(config: &Config) -> Result<Signin, String> {
+        Ok(Signin {
+            oidc: Oidc::new(config),
+            passkeys: Passkeys::from_config(config)?,
+            mailer: Mailer::from_config(config)?,
+            mail_limiter: LoginLimiter::new(5, Duration::from_secs(900)),
+        })
+    }
+}
+
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken, signin: Signin) -> Self {
         let client = RoomClient::new(&config.livekit_internal_url(), keys.clone(), config.livekit.skip_tls_verify);
         let cluster = Arc::new(Cluster::new(cluster_redis(&config)));
         Self {
@@ -101,9 +140,11 @@ impl AppState {
             recorder: Arc::new(Recorder::new(store.clone(), client.clone())),
             cluster,
             shutdown,
+            lobbies: Arc::new(lobby::Lobbies::new()),
             webhook_events: tokio::sync::broadcast::channel(64).0,
             runtime: OnceLock::new(),
             metrics: Default::default(),
+            signin,
         }
     }
 
@@ -138,9 +179,14 @@ fn api_parts() -> (OpenApiRouter<SharedState>, OpenApiRouter<SharedState>) {
     let api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::routes())
         .merge(auth::routes())
+        .merge(oidc::routes())
+        .merge(passkeys::routes())
+        .merge(mail::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
         .merge(recordings::routes())
+        .merge(meeting::routes())
+        .merge(lobby::routes())
         .merge(setup::routes());
     (api, webhook::routes())
 }

@@ -20,7 +20,8 @@ use super::cookie::SESSION_COOKIE;
 #[openapi(
     info(
         title = "bedrud",
-        description = "bedrud's HTTP API: accounts and sessions, rooms and join tokens, moderation, recording, \
+        description = "bedrud's HTTP API: accounts and sessions, single sign-on, passkeys, mail links, rooms and join tokens, moderation, \
+                       invite links, lobbies and running meetings, recording, \
                        administration and LiveKit's webhook. Errors are `{\"error\": {\"code\", \"message\"}}` \
                        with the codes each operation lists; any operation may also answer `csrf_rejected` (403), \
                        `method_not_allowed` (405), `internal` (500), `timeout`, `store_unavailable`, \
@@ -33,9 +34,14 @@ use super::cookie::SESSION_COOKIE;
     tags(
         (name = "health", description = "Liveness, readiness and public facts"),
         (name = "auth", description = "Accounts and sessions"),
+        (name = "sso", description = "Single sign-on with OpenID Connect providers (browser navigations)"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): managing the caller's own, and signing in with one"),
+        (name = "mail", description = "The account's e-mail address: verification and password reset links"),
         (name = "setup", description = "First-run creation of the administrator"),
         (name = "rooms", description = "Rooms, join tokens and moderation"),
         (name = "recording", description = "Recording rooms through LiveKit Egress, and the recordings' files"),
+        (name = "meeting", description = "Running a meeting: invite links, lock, bans, ending it for all, raised hands, the stage and the spotlight"),
+        (name = "lobby", description = "The people waiting to be let into a meeting"),
         (name = "admin", description = "Administration (administrators only)"),
         (name = "livekit", description = "LiveKit's webhook"),
     )

@@ -1,5 +1,6 @@
-//! `/api/room/*`: rooms and their settings and moderators, join tokens, the live participant
-//! list, and moderation through LiveKit (kick, mute, permissions).
+//! `/api/room/*`: rooms and their settings and moderators, joining (token or lobby), the live
+//! participant list, and moderation through LiveKit (kick, mute, permissions) by the meeting's
+//! managers (see `meeting`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::header::HOST;
@@ -14,12 +15,15 @@ use utoipa_axum::routes;
 use super::cookie::{set_session, with_cookie, Delivery};
 use super::extract::{caller_of, lookup_session, AnyCaller, AuthUser, BearerKey, Caller, Json};
 use super::SharedState;
-use crate::auth::{guest_session, new_token};
+use super::lobby::{Place, PlaceStatus};
+use super::meeting::{apply_stage, meeting_manager, sync_metadata};
+use crate::auth::{guest_session, new_token, token_key};
 use crate::error::{ApiError, ErrorBody};
 use crate::livekit::client::{source_name, source_value};
 use crate::livekit::token::{join_token, JoinRole};
+use crate::meeting::{self, Admission, JoinFacts};
 use crate::rooms::{self, RoomView};
-use crate::store::{self, RoomSettings, Session, StoreError, TrackInfo};
+use crate::store::{self, Attendee, Invite, InviteRole, LobbyStatus, Room, RoomSettings, StoreError, TrackInfo};
 
 pub fn routes() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
@@ -145,9 +149,13 @@ pub(super) struct SettingsPatch {
     allow_video: Option<bool>,
     allow_screen_share: Option<bool>,
     allow_chat: Option<bool>,
+    lobby: Option<bool>,
+    stage: Option<bool>,
 }
 
-/// Changes some of a room's settings (its managers).
+/// Changes some of a room's settings (its managers). A meeting in progress follows: turning
+/// the lobby off lets in everyone waiting, turning the stage on or off changes who may publish,
+/// and every client sees the room's new metadata.
 #[utoipa::path(put, path = "/api/room/{name}/settings", tag = "rooms", security(("bearer" = []), ("cookie" = [])),
     params(("name" = String, Path, description = "Room name")),
     request_body = SettingsPatch,
@@ -159,9 +167,11 @@ pub(super) struct SettingsPatch {
         (status = 404, description = "`room_not_found`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`: the running meeting could not be told", body = ErrorBody),
     ))]
 async fn settings(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, Json(p): Json<SettingsPatch>) -> Result<axum::Json<RoomAnswer>, ApiError> {
     let room = rooms::managed(&st.store, &auth.user, &name).await?;
+    let before = room.settings.clone();
     let mut s = room.settings;
     s.public = p.public.unwrap_or(s.public);
     s.max_participants = p.max_participants.unwrap_or(s.max_participants);
@@ -169,7 +179,19 @@ async fn settings(State(st): State<SharedState>, auth: AuthUser, Path(name): Pat
     s.allow_video = p.allow_video.unwrap_or(s.allow_video);
     s.allow_screen_share = p.allow_screen_share.unwrap_or(s.allow_screen_share);
     s.allow_chat = p.allow_chat.unwrap_or(s.allow_chat);
-    rooms::update_settings(&st.store, &name, s).await?;
+    s.lobby = p.lobby.unwrap_or(s.lobby);
+    s.stage = p.stage.unwrap_or(s.stage);
+    let room = rooms::update_settings(&st.store, &name, s).await?;
+    if before.lobby && !room.settings.lobby {
+        super::lobby::admit_everyone(&st, &name).await?;
+    }
+    if before.lobby != room.settings.lobby || before.stage != room.settings.stage {
+        sync_metadata(&st, &room).await?;
+    }
+    if before.stage != room.settings.stage {
+        let n = apply_stage(&st, &room).await?;
+        tracing::info!(room = %name, stage = room.settings.stage, participants = n, "stage changed in a running meeting");
+    }
     Ok(axum::Json(RoomAnswer { room: rooms::get_view(&st.store, &name).await? }))
 }
 
@@ -216,6 +238,9 @@ pub(super) struct JoinRequest {
     /// `"cookie"`: a new guest's session goes into the browser's cookie, not the answer.
     #[serde(default)]
     session: Delivery,
+    /// The secret of an invite link of this room.
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 /// What a participant needs to connect to LiveKit.
@@ -230,8 +255,24 @@ pub(super) struct JoinAnswer {
     identity: String,
     name: String,
     role: JoinRole,
+    /// Whether the token lets the participant publish (false: in the audience of a stage).
+    can_publish: bool,
     /// A new guest's session token (when the session is not delivered as a cookie): send it as
     /// the bearer token to keep this identity on the next join.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest_token: Option<String>,
+}
+
+/// A join that waits in the lobby: no token until a manager admits the caller.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct LobbyAnswer {
+    lobby: Place,
+    room: String,
+    identity: String,
+    name: String,
+    role: JoinRole,
+    /// As in a join's answer: a new guest's session token.
     #[serde(skip_serializing_if = "Option::is_none")]
     guest_token: Option<String>,
 }
@@ -244,25 +285,35 @@ fn display_name(given: Option<&str>, fallback: &str) -> Result<String, ApiError>
     Ok(n.to_string())
 }
 
-/// Who joins: identity, display name, role, and (for a new guest) the session to store.
-struct Joiner {
-    identity: String,
-    name: String,
-    role: JoinRole,
-    new_guest: Option<(String, String, Session)>,
+/// What one read of the store says about a join into an existing room.
+struct JoinRead {
+    room: Room,
+    /// For a signed-in caller: whether they manage the room.
+    manager: Option<bool>,
+    live_others: u32,
+    live_now: bool,
+    attendee: Option<Attendee>,
+    banned: bool,
+    /// The invite the request names, if it names one: `None` inside when no invite of this
+    /// room has that secret.
+    invite: Option<Option<Invite>>,
 }
 
-/// Checks that the caller may join and signs a LiveKit token for them. Anonymous callers join
-/// public rooms as guests when `auth.guestJoin` is on.
+/// Checks that the caller may join and signs a LiveKit token for them, or (a guest in a room
+/// with a lobby) puts them in the lobby: 202 and no token until a manager admits them.
+/// Anonymous callers join public rooms as guests when `auth.guestJoin` is on, and any room
+/// through one of its invite links.
 #[utoipa::path(post, path = "/api/room/join", tag = "rooms", security((), ("bearer" = []), ("cookie" = [])),
     request_body = JoinRequest,
     responses(
         (status = 200, description = "A LiveKit token and URL", body = JoinAnswer),
+        (status = 202, description = "Waiting in the lobby: no token until a manager admits the caller (see `/api/room/{name}/lobby/wait`)", body = LobbyAnswer),
         (status = 400, description = "`invalid_name`, `invalid_json`, `invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: guest access is off, `invalid_session`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the room is not public or guest access is off", body = ErrorBody),
-        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the room is not public or guest access is off, `banned`, `room_locked`", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, `invite_not_found`", body = ErrorBody),
         (status = 409, description = "`room_full`", body = ErrorBody),
+        (status = 410, description = "`invite_expired`, `invite_used_up`, `invite_revoked`, `invite_withdrawn`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
     ))]
@@ -279,21 +330,41 @@ async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, headers:
             return Err(e);
         }
     };
+    let invite_key = req.invite.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(token_key);
     // One read for everything the decision needs: the caller's session and user, the room,
-    // the caller's role in it and the live count.
-    let (found, room) = st.store.read_blocking(|txn| {
+    // the caller's standing in it, the live count and the invite.
+    let (found, read) = st.store.read_blocking(|txn| {
         let found = match &key {
             Some(k) => Some(lookup_session(txn, k)?),
             None => None,
         };
         let Some(room) = store::room_get(txn, &req.room)? else { return Ok((found, None)) };
-        let user = found.as_ref().and_then(|f| f.as_ref()).and_then(|(_, u)| u.as_ref());
-        let (manager, identity) = match user {
-            Some(u) => (Some(rooms::can_manage(txn, u, &room)?), u.id.as_str()),
-            None => (None, ""),
+        let session = found.as_ref().and_then(|f| f.as_ref());
+        let user = session.and_then(|(_, u)| u.as_ref());
+        let manager = match user {
+            Some(u) => Some(rooms::can_manage(txn, u, &room)?),
+            None => None,
         };
-        let live = if room.settings.max_participants > 0 { store::live_count(txn, &room.name, identity)? } else { 0 };
-        Ok((found, Some((room, manager, live))))
+        let identity = match (user, session) {
+            (Some(u), _) => u.id.as_str(),
+            (None, Some((s, _))) => s.subject.as_str(),
+            _ => "",
+        };
+        let live_others = if room.settings.max_participants > 0 { store::live_count(txn, &room.name, identity)? } else { 0 };
+        let known = !identity.is_empty();
+        let read = JoinRead {
+            live_now: known && store::is_live(txn, &room.name, identity)?,
+            attendee: if known { store::attendee_get(txn, &room.name, identity)? } else { None },
+            banned: known && store::ban_get(txn, &room.name, identity)?.is_some(),
+            invite: match &invite_key {
+                Some(k) => Some(store::invite_by_token(txn, k)?.filter(|i| i.room == room.name)),
+                None => None,
+            },
+            room,
+            manager,
+            live_others,
+        };
+        Ok((found, Some(read)))
     })?;
     let caller = match (found, key) {
         (Some(found), Some(key)) => caller_of(found, key)?,
@@ -303,74 +374,119 @@ async fn join(State(st): State<SharedState>, BearerKey(key): BearerKey, headers:
         Caller::User { user, .. } => Some(user.clone()),
         _ => None,
     };
-    if caller_user.is_none() && !cfg.auth.guest_join {
+    if caller_user.is_none() && !cfg.auth.guest_join && invite_key.is_none() {
         return Err(match caller {
             Caller::Anonymous => ApiError::unauthorized("sign in to join; guest access is off"),
             _ => ApiError::forbidden("guest access is off"),
         });
     }
-    let (room, manager, live) = room.ok_or(StoreError::NotFound("room"))?;
-    let joiner = match (&caller, caller_user) {
-        (_, Some(u)) => {
-            let role = if room.owner_id == u.id {
-                JoinRole::Owner
-            } else if u.is_admin() {
-                JoinRole::Admin
-            } else if manager == Some(true) {
-                JoinRole::Moderator
-            } else {
-                JoinRole::Member
-            };
-            Joiner { identity: u.id.clone(), name: display_name(req.name.as_deref(), &u.username)?, role, new_guest: None }
+    let r = read.ok_or(StoreError::NotFound("room"))?;
+    let user_role = caller_user.as_ref().map(|u| {
+        if r.room.owner_id == u.id {
+            JoinRole::Owner
+        } else if u.is_admin() {
+            JoinRole::Admin
+        } else if r.manager == Some(true) {
+            JoinRole::Moderator
+        } else {
+            JoinRole::Member
         }
-        (Caller::Guest { session, .. }, None) => {
-            if !room.settings.public {
-                return Err(ApiError::forbidden("this room is not open to guests; sign in"));
-            }
-            Joiner { identity: session.subject.clone(), name: display_name(req.name.as_deref(), "Guest")?, role: JoinRole::Guest, new_guest: None }
-        }
+    });
+    let now = store::now_ms();
+    let admission = meeting::decide(&JoinFacts {
+        room: &r.room,
+        user_role,
+        guest_join: cfg.auth.guest_join,
+        attendee: r.attendee.as_ref(),
+        banned: r.banned,
+        invite: r.invite.as_ref().map(Option::as_ref),
+        live_now: r.live_now,
+        live_others: r.live_others,
+        now,
+    })?;
+    // Who joins: identity, display name, and (for a new guest) the session to store.
+    let (identity, name, new_guest) = match (&caller, &caller_user) {
+        (_, Some(u)) => (u.id.clone(), display_name(req.name.as_deref(), &u.username)?, None),
+        (Caller::Guest { session }, None) => (session.subject.clone(), display_name(req.name.as_deref(), "Guest")?, None),
         _ => {
-            if !room.settings.public {
-                return Err(ApiError::forbidden("this room is not open to guests; sign in"));
-            }
             let session = guest_session(cfg.auth.session_ttl);
             let (token, key) = new_token();
-            Joiner {
-                identity: session.subject.clone(),
-                name: display_name(req.name.as_deref(), "Guest")?,
-                role: JoinRole::Guest,
-                new_guest: Some((token, key, session)),
-            }
+            (session.subject.clone(), display_name(req.name.as_deref(), "Guest")?, Some((token, key, session)))
         }
     };
-    let max = room.settings.max_participants;
-    if max > 0 && live >= max {
-        return Err(ApiError::conflict("room_full", format!("room {} is full ({max} participants)", room.name)));
+    let lobby = matches!(admission, Admission::Lobby { .. });
+    let invite = r.invite.flatten();
+    // Writes: a new guest's session, a use of the invite, a knock on the lobby door.
+    let attendee_changes = lobby
+        || invite.as_ref().is_some_and(|i| {
+            let a = r.attendee.as_ref();
+            a.and_then(|a| a.invite.as_deref()) != Some(i.id.as_str()) || (i.role == InviteRole::Moderator && !a.is_some_and(|a| a.moderator))
+        });
+    if attendee_changes || new_guest.is_some() {
+        let (room, id, display, guest) = (r.room.name.clone(), identity.clone(), name.clone(), caller_user.is_none());
+        let invite_id = invite.as_ref().map(|i| i.id.clone());
+        let session = new_guest.as_ref().map(|(_, k, s)| (k.clone(), s.clone()));
+        st.store
+            .write(move |txn| {
+                if attendee_changes {
+                    let mut a = store::attendee_get(txn, &room, &id)?.unwrap_or_else(|| Attendee::new(&id, &display, guest));
+                    if let Some(inv_id) = &invite_id {
+                        // Checked again here: another join may have spent its last use.
+                        let Some(mut inv) = store::invite_get(txn, &room, inv_id)? else { return Ok(Err(meeting::invite_not_found())) };
+                        if let Err(e) = meeting::invite_admits(&inv, Some(&a), now) {
+                            return Ok(Err(e));
+                        }
+                        if a.invite.as_deref() != Some(inv_id) {
+                            inv.uses += 1;
+                            store::invite_put(txn, &inv)?;
+                            a.invite = Some(inv_id.clone());
+                        }
+                        a.moderator |= inv.role == InviteRole::Moderator;
+                    }
+                    if lobby && a.lobby != Some(LobbyStatus::Waiting) {
+                        // The lobby's order is the order of knocks: one in the same millisecond
+                        // as the last still comes after it.
+                        let last = store::lobby_waiting(txn, &room)?.last().map_or(0, |w| w.knocked_at);
+                        a.lobby = Some(LobbyStatus::Waiting);
+                        a.knocked_at = now.max(last + 1);
+                    }
+                    a.name = display.clone();
+                    store::attendee_put(txn, &room, &a)?;
+                }
+                if let Some((key, session)) = &session {
+                    store::session_put(txn, key, session)?;
+                }
+                Ok(Ok(()))
+            })
+            .await??;
     }
-    let token = join_token(&st.keys, &room.name, &joiner.identity, &joiner.name, &room.settings, joiner.role, cfg.livekit.token_ttl)
-        .map_err(ApiError::internal)?;
-    let mut answer = JoinAnswer {
-        token,
-        url: cfg.livekit_public_url(headers.get(HOST).and_then(|h| h.to_str().ok())),
-        room: room.name,
-        identity: joiner.identity,
-        name: joiner.name,
-        role: joiner.role,
-        guest_token: None,
-    };
-    let Some((guest_token, key, session)) = joiner.new_guest else { return Ok(axum::Json(answer).into_response()) };
-    st.store.write(move |txn| store::session_put(txn, &key, &session)).await?;
-    // Sent back as the bearer token (or kept in the cookie), it keeps this guest's identity on
-    // the next join.
-    Ok(match req.session {
-        Delivery::Token => {
-            answer.guest_token = Some(guest_token);
-            axum::Json(answer).into_response()
+    let role = admission.role();
+    let (room, url) = (r.room.name.clone(), cfg.livekit_public_url(headers.get(HOST).and_then(|h| h.to_str().ok())));
+    // A new guest's session, sent back as the bearer token (or kept in the cookie), keeps this
+    // guest's identity on the next join.
+    let session_token = new_guest.map(|(t, _, _)| t);
+    let guest_token = session_token.clone().filter(|_| matches!(req.session, Delivery::Token));
+    let answer = match admission {
+        Admission::Lobby { .. } => {
+            st.lobbies.seen(&r.room.name, &identity);
+            st.lobbies.notify(&r.room.name);
+            let (rn, id) = (r.room.name.clone(), identity.clone());
+            let waiting = st.store.read(move |txn| store::lobby_waiting(txn, &rn)).await?;
+            let position = waiting.iter().position(|a| a.identity == id).map(|i| i + 1);
+            tracing::info!(room = %r.room.name, identity = %identity, "waiting in the lobby");
+            let lobby = Place { status: PlaceStatus::Waiting, position, waiting: Some(waiting.len()) };
+            let a = LobbyAnswer { lobby, room, identity, name, role, guest_token };
+            (StatusCode::ACCEPTED, axum::Json(a)).into_response()
         }
-        Delivery::Cookie => with_cookie(
-            axum::Json(answer).into_response(),
-            set_session(&guest_token, cfg.auth.session_ttl.as_secs(), cfg.server.tls_enabled()),
-        ),
+        Admission::Enter { role, on_stage } => {
+            let token = join_token(&st.keys, &r.room.name, &identity, &name, &r.room.settings, role, on_stage, cfg.livekit.token_ttl).map_err(ApiError::internal)?;
+            let a = JoinAnswer { token, url, can_publish: on_stage, room, identity, name, role, guest_token };
+            axum::Json(a).into_response()
+        }
+    };
+    Ok(match session_token {
+        Some(t) if matches!(req.session, Delivery::Cookie) => with_cookie(answer, set_session(&t, cfg.auth.session_ttl.as_secs(), cfg.server.tls_enabled())),
+        _ => answer,
     })
 }
 
@@ -411,7 +527,8 @@ async fn participants(State(st): State<SharedState>, AnyCaller(caller): AnyCalle
             let live = store::live_in_room(txn, &name)?;
             let manager = match &user {
                 Some(u) => rooms::can_manage(txn, u, &room)?,
-                None => false,
+                // A guest made moderator by an invite.
+                None => store::attendee_get(txn, &name, &identity)?.is_some_and(|a| a.moderator) && store::ban_get(txn, &name, &identity)?.is_none(),
             };
             Ok((manager || live.iter().any(|p| p.identity == identity), live))
         })
@@ -442,10 +559,10 @@ pub(super) struct Removed {
         (status = 404, description = "`room_not_found`, `participant_not_found`", body = ErrorBody),
         (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
     ))]
-async fn kick(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>) -> Result<axum::Json<Removed>, ApiError> {
-    rooms::managed(&st.store, &auth.user, &name).await?;
+async fn kick(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>) -> Result<axum::Json<Removed>, ApiError> {
+    let m = meeting_manager(&st, &caller, &name).await?;
     st.client.remove_participant(&name, &identity).await?;
-    tracing::info!(room = %name, identity = %identity, by = %auth.user.username, "participant removed");
+    tracing::info!(room = %name, identity = %identity, by = %m.name, "participant removed");
     Ok(axum::Json(Removed { removed: identity }))
 }
 
@@ -483,13 +600,13 @@ pub(super) struct MutedTrack {
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
     ))]
-async fn mute(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>, Json(m): Json<MuteRequest>) -> Result<axum::Json<MutedTracks>, ApiError> {
+async fn mute(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>, Json(m): Json<MuteRequest>) -> Result<axum::Json<MutedTracks>, ApiError> {
     let source = match m.source.as_str() {
         "microphone" | "camera" | "screen_share" => source_value(&m.source),
         _ => None,
     }
     .ok_or_else(|| ApiError::bad_request("invalid_source", "source must be microphone, camera or screen_share"))?;
-    rooms::managed(&st.store, &auth.user, &name).await?;
+    let by = meeting_manager(&st, &caller, &name).await?.name;
     let p = st.client.get_participant(&name, &identity).await?;
     let sids: Vec<String> = p.tracks.iter().filter(|t| t.source == source as i32).map(|t| t.sid.clone()).collect();
     if sids.is_empty() {
@@ -502,7 +619,7 @@ async fn mute(State(st): State<SharedState>, auth: AuthUser, Path((name, identit
             tracks.push(MutedTrack { sid: t.sid, source: source_name(t.source).to_string(), muted: t.muted });
         }
     }
-    tracing::info!(room = %name, identity = %identity, source = %m.source, muted = m.muted, by = %auth.user.username, "track mute set");
+    tracing::info!(room = %name, identity = %identity, source = %m.source, muted = m.muted, by = %by, "track mute set");
     Ok(axum::Json(MutedTracks { tracks }))
 }
 
@@ -546,7 +663,7 @@ pub(super) struct PermissionAnswer {
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 502, description = "`livekit_unavailable`, `livekit_auth_failed`, `livekit_error`", body = ErrorBody),
     ))]
-async fn permissions(State(st): State<SharedState>, auth: AuthUser, Path((name, identity)): Path<(String, String)>, Json(p): Json<PermissionRequest>) -> Result<axum::Json<PermissionAnswer>, ApiError> {
+async fn permissions(State(st): State<SharedState>, AnyCaller(caller): AnyCaller, Path((name, identity)): Path<(String, String)>, Json(p): Json<PermissionRequest>) -> Result<axum::Json<PermissionAnswer>, ApiError> {
     let sources = match &p.can_publish_sources {
         Some(list) => Some(
             list.iter()
@@ -555,7 +672,7 @@ async fn permissions(State(st): State<SharedState>, auth: AuthUser, Path((name, 
         ),
         None => None,
     };
-    rooms::managed(&st.store, &auth.user, &name).await?;
+    let m = meeting_manager(&st, &caller, &name).await?;
     // LiveKit replaces the whole permission: start from the participant's current one.
     let current = st.client.get_participant(&name, &identity).await?;
     let mut perm = current.permission.unwrap_or(proto::ParticipantPermission {
@@ -572,7 +689,7 @@ async fn permissions(State(st): State<SharedState>, auth: AuthUser, Path((name, 
     }
     let info = st.client.update_permission(&name, &identity, perm).await?;
     let perm = info.permission.unwrap_or_default();
-    tracing::info!(room = %name, identity = %identity, by = %auth.user.username, "permissions updated");
+    tracing::info!(room = %name, identity = %identity, by = %m.name, "permissions updated");
     Ok(axum::Json(PermissionAnswer {
         identity: info.identity,
         permission: Permission {

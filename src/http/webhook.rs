@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::SharedState;
 use crate::error::{ApiError, ErrorBody};
 use crate::livekit::webhook::{self, Applied};
-use crate::store::now_ms;
+use crate::store::{self, now_ms};
 
 pub fn routes() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new().routes(routes!(receive))
@@ -66,10 +66,32 @@ async fn receive(State(st): State<SharedState>, headers: HeaderMap, body: Bytes)
     if outcome == Applied::Applied {
         st.webhooks_applied.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(event = %kind, id = %id, room = %room, "webhook applied");
+        match kind.as_str() {
+            "room_started" => room_started(&st, room.clone()),
+            "room_finished" => st.lobbies.notify(&room),
+            _ => {}
+        }
         let _ = st.webhook_events.send((kind, room));
     } else {
         st.metrics.webhooks_duplicate.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(event = %kind, id = %id, "webhook replay ignored");
     }
     Ok(axum::Json(WebhookAnswer { ok: true, duplicate: outcome == Applied::Duplicate }))
+}
+
+/// A room LiveKit has just created gets bedrud's metadata for it (lock, spotlight, lobby,
+/// stage), without holding up the webhook's answer.
+fn room_started(st: &SharedState, name: String) {
+    let st = st.clone();
+    tokio::spawn(async move {
+        let n = name.clone();
+        let room = match st.store.read(move |txn| store::room_get(txn, &n)).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(room = %name, error = %e, "cannot read the room to send its metadata to LiveKit"),
+        };
+        if let Err(e) = super::meeting::sync_metadata(&st, &room).await {
+            tracing::warn!(room = %name, error = %e, "cannot send the room's metadata to LiveKit");
+        }
+    });
 }

@@ -166,6 +166,31 @@ impl RoomClient {
         self.call("UpdateParticipant", req, Self::admin(room)).await
     }
 
+    /// Sets (or, with an empty value, removes) participant attributes, which every client in
+    /// the room sees and which a client without `canUpdateOwnMetadata` cannot change.
+    pub async fn update_attributes(
+        &self,
+        room: &str,
+        identity: &str,
+        attributes: std::collections::HashMap<String, String>,
+        permission: Option<proto::ParticipantPermission>,
+    ) -> Result<proto::ParticipantInfo, LivekitError> {
+        let req = proto::UpdateParticipantRequest {
+            room: room.into(),
+            identity: identity.into(),
+            attributes,
+            permission,
+            ..Default::default()
+        };
+        self.call("UpdateParticipant", req, Self::admin(room)).await
+    }
+
+    /// Replaces the room's metadata (every client sees it). The room must exist in LiveKit.
+    pub async fn update_room_metadata(&self, room: &str, metadata: String) -> Result<proto::Room, LivekitError> {
+        let req = proto::UpdateRoomMetadataRequest { room: room.into(), metadata };
+        self.call("UpdateRoomMetadata", req, Self::admin(room)).await
+    }
+
     /// Creates a room (`bedrud doctor`'s probe); LiveKit fills in its own defaults, such as the
     /// empty and departure timeouts, in the answer.
     pub async fn create_room(&self, name: &str, empty_timeout: u32) -> Result<proto::Room, LivekitError> {
@@ -174,6 +199,7 @@ impl RoomClient {
         self.call("CreateRoom", req, grants).await
     }
 
+    /// Ends the room for everyone in it: each client is disconnected with `ROOM_DELETED`.
     pub async fn delete_room(&self, name: &str) -> Result<(), LivekitError> {
         let req = proto::DeleteRoomRequest { room: name.into() };
         let grants = VideoGrants { room_create: true, ..Default::default() };

@@ -20,6 +20,13 @@ pub enum JoinRole {
     Guest,
 }
 
+impl JoinRole {
+    /// Owners, admins and moderators manage the meeting (and may always publish).
+    pub fn is_manager(self) -> bool {
+        matches!(self, JoinRole::Admin | JoinRole::Owner | JoinRole::Moderator)
+    }
+}
+
 /// The sources a participant may publish in a room with these settings.
 pub fn publish_sources(s: &RoomSettings) -> Vec<String> {
     let mut v = Vec::new();
@@ -38,9 +45,10 @@ pub fn publish_sources(s: &RoomSettings) -> Vec<String> {
     v
 }
 
-/// The video grant of a client token.
-pub fn grants(room: &str, settings: &RoomSettings, role: JoinRole) -> VideoGrants {
-    let sources = publish_sources(settings);
+/// The video grant of a client token. `on_stage`: the joiner may publish at all (false for the
+/// audience of a stage).
+pub fn grants(room: &str, settings: &RoomSettings, role: JoinRole, on_stage: bool) -> VideoGrants {
+    let sources = if on_stage { publish_sources(settings) } else { Vec::new() };
     VideoGrants {
         room_join: true,
         room: room.to_string(),
@@ -49,7 +57,7 @@ pub fn grants(room: &str, settings: &RoomSettings, role: JoinRole) -> VideoGrant
         can_publish_data: Some(settings.allow_chat),
         can_publish_sources: sources,
         // Moderators may rename themselves in the room; others keep the name bedrud gave them.
-        can_update_own_metadata: Some(matches!(role, JoinRole::Admin | JoinRole::Owner | JoinRole::Moderator)),
+        can_update_own_metadata: Some(role.is_manager()),
         ..Default::default()
     }
 }
@@ -62,6 +70,7 @@ pub fn join_token(
     display_name: &str,
     settings: &RoomSettings,
     role: JoinRole,
+    on_stage: bool,
     ttl: Duration,
 ) -> Result<String, String> {
     let metadata = serde_json::json!({ "role": role }).to_string();
@@ -70,7 +79,7 @@ pub fn join_token(
         .with_name(display_name)
         .with_metadata(&metadata)
         .with_ttl(ttl)
-        .with_grants(grants(room, settings, role))
+        .with_grants(grants(room, settings, role, on_stage))
         .to_jwt()
         .map_err(|e| e.to_string())
 }
@@ -84,7 +93,7 @@ mod tests {
     fn grants_follow_settings() {
         let keys = ApiKeys { key: "k".into(), secret: "0123456789abcdef0123456789abcdef".into() };
         let mut s = RoomSettings { allow_screen_share: false, allow_chat: false, ..Default::default() };
-        let t = join_token(&keys, "r", "id-1", "Ann", &s, JoinRole::Member, Duration::from_secs(600)).unwrap();
+        let t = join_token(&keys, "r", "id-1", "Ann", &s, JoinRole::Member, true, Duration::from_secs(600)).unwrap();
         let c = TokenVerifier::with_api_key("k", &keys.secret).verify(&t).unwrap();
         assert_eq!(c.sub, "id-1");
         assert_eq!(c.name, "Ann");
@@ -94,8 +103,11 @@ mod tests {
         assert!(c.exp - c.nbf >= 599 && c.exp - c.nbf <= 601);
         s.allow_audio = false;
         s.allow_video = false;
-        let g = grants("r", &s, JoinRole::Guest);
+        let g = grants("r", &s, JoinRole::Guest, true);
         assert_eq!(g.can_publish, Some(false));
         assert!(g.can_publish_sources.is_empty());
+        // The audience of a stage publishes nothing, whatever the room allows.
+        let g = grants("r", &RoomSettings::default(), JoinRole::Member, false);
+        assert_eq!((g.can_publish, g.can_publish_sources.len(), g.can_subscribe), (Some(false), 0, Some(true)));
     }
 }

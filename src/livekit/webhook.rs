@@ -132,6 +132,8 @@ pub fn apply(txn: &WriteTransaction, ev: &proto::WebhookEvent) -> Result<Applied
                         store::participant_leave(txn, &room.name, &p.identity, at, "room_finished")?;
                     }
                 }
+                // So has this meeting's lock, spotlight, admissions and stage promotions.
+                store::meeting_reset(txn, &room.name, false)?;
             }
             store::room_session_put(txn, &s)?;
         }

@@ -344,15 +344,7 @@ mod tests {
     use crate::store::{now_ms, Store};
 
     fn rec(room: &str) -> Recording {
-        let user = crate::store::User {
-            id: "u1".into(),
-            username: "ann".into(),
-            password_hash: String::new(),
-            role: crate::store::Role::User,
-            disabled: false,
-            created_at: 0,
-            session_epoch: 0,
-        };
+        let user = crate::store::User::new("ann", String::new(), crate::store::Role::User);
         Recording::new(room, &user, "grid", false, now_ms())
     }
 

@@ -73,6 +73,14 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         RECORDINGS.name(),
         ROOM_RECORDINGS.name(),
         EGRESS_RECORDINGS.name(),
+        OIDC_SUBJECTS.name(),
+        EMAILS.name(),
+        PASSKEYS.name(),
+        MAIL_TOKENS.name(),
+        INVITES.name(),
+        INVITE_TOKENS.name(),
+        ATTENDEES.name(),
+        BANS.name(),
     ];
     let present: Vec<String> = src
         .list_tables()?
@@ -99,7 +107,15 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         + copy_table(src, dst, EGRESS)?
         + copy_table(src, dst, RECORDINGS)?
         + copy_multimap(src, dst, ROOM_RECORDINGS)?
-        + copy_table(src, dst, EGRESS_RECORDINGS)?)
+        + copy_table(src, dst, EGRESS_RECORDINGS)?
+        + copy_table(src, dst, OIDC_SUBJECTS)?
+        + copy_table(src, dst, EMAILS)?
+        + copy_table(src, dst, PASSKEYS)?
+        + copy_table(src, dst, MAIL_TOKENS)?
+        + copy_table(src, dst, INVITES)?
+        + copy_table(src, dst, INVITE_TOKENS)?
+        + copy_table(src, dst, ATTENDEES)?
+        + copy_table(src, dst, BANS)?)
 }
 
 impl Store {

@@ -12,8 +12,10 @@
 //! probe write succeeds again (checked every second once there is free space again).
 
 mod maint;
+mod meeting;
 mod model;
 mod ops;
+mod signin;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -29,12 +31,16 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 pub use maint::*;
+pub use meeting::*;
 pub use model::*;
 pub use ops::*;
+pub use signin::*;
 
 /// Layout version of the file. Older files are migrated on open; newer ones are refused.
 /// 2: indexes: `participant_history_by_room`, `rooms_public`, `rooms_by_member`.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3: rooms gain `lobby`, `stage`, `locked` and `spotlight` (a bedrud that knows only 2 could
+/// not read them), and the invite, attendee and ban tables.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// redb's page cache unless configured (`database.cacheSize`).
 pub const DEFAULT_CACHE_SIZE: usize = 64 * 1024 * 1024;
@@ -69,6 +75,22 @@ pub(crate) const EVENTS: TableDefinition<&str, u64> = TableDefinition::new("webh
 pub(crate) const TOMBSTONES: TableDefinition<&str, u64> = TableDefinition::new("tombstones");
 /// egress id → the last egress info received.
 pub(crate) const EGRESS: TableDefinition<&str, &[u8]> = TableDefinition::new("egress");
+/// (issuer, subject) → user id: who signs in through an OpenID provider.
+pub(crate) const OIDC_SUBJECTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("oidc_subjects");
+/// Verified e-mail address (lower case) → user id; each address verifies one account.
+pub(crate) const EMAILS: TableDefinition<&str, &str> = TableDefinition::new("emails");
+/// (user id, credential id) → passkey.
+pub(crate) const PASSKEYS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("passkeys");
+/// SHA-256 of a mailed link's token → what it allows.
+pub(crate) const MAIL_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_tokens");
+/// (room, invite id) → invite.
+pub(crate) const INVITES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_invites");
+/// SHA-256 of an invite's secret → (room, invite id).
+pub(crate) const INVITE_TOKENS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("room_invite_tokens");
+/// (room, identity) → that person's standing in the room (invite, lobby, moderator, speaker).
+pub(crate) const ATTENDEES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_attendees");
+/// (room, identity) → ban.
+pub(crate) const BANS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("room_bans");
 
 /// Errors of the store layer. Domain outcomes (`NotFound`, `Conflict`) are errors too so a
 /// write job can refuse before it changes anything.
@@ -699,6 +721,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
         let r = ops::rooms_reindex(&txn)?;
         tracing::info!(rows = n, rooms = r, "store migrated from schema 1 to 2: participant history indexed by room, rooms by visibility");
     }
+    // 2 → 3 adds tables and room fields with defaults: creating the tables is all it needs.
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
     txn.open_table(SESSIONS)?;
@@ -714,6 +737,14 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(EGRESS)?;
     txn.open_table(TOMBSTONES)?;
     crate::recording::record::create_tables(&txn)?;
+    txn.open_table(OIDC_SUBJECTS)?;
+    txn.open_table(EMAILS)?;
+    txn.open_table(PASSKEYS)?;
+    txn.open_table(MAIL_TOKENS)?;
+    txn.open_table(INVITES)?;
+    txn.open_table(INVITE_TOKENS)?;
+    txn.open_table(ATTENDEES)?;
+    txn.open_table(BANS)?;
     if found != Some(SCHEMA_VERSION) {
         let mut meta = txn.open_table(META)?;
         meta.insert("schema_version", SCHEMA_VERSION.to_string().as_bytes())?;
@@ -751,12 +782,7 @@ mod tests {
     fn visible_rooms_come_from_the_indexes_in_name_order() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(&d.path().join("v.redb")).unwrap();
-        let room = |name: &str, owner: &str, public: bool| Room {
-            name: name.into(),
-            owner_id: owner.into(),
-            created_at: 0,
-            settings: RoomSettings { public, ..Default::default() },
-        };
+        let room = |name: &str, owner: &str, public: bool| Room::new(name, owner, 0, RoomSettings { public, ..Default::default() });
         let rooms = vec![
             room("a-public", "u1", true),
             room("b-mine", "me", false),
@@ -853,6 +879,40 @@ mod tests {
         let c = Store::open(&copy).unwrap();
         assert_eq!(c.read_blocking(|t| count_history(t)).unwrap(), left);
         assert_eq!(c.read_blocking(|t| history_for_room(t, "room-2", 3)).unwrap().len(), 3);
+    }
+
+    /// Sign-in records travel with a backup: an OpenID identity, a verified address, a
+    /// passkey row and a mailed link are all in the copy, and the copy finds them by key.
+    #[test]
+    fn backup_keeps_sign_in_records() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("s.redb")).unwrap();
+        let mut user = User::new("ines", String::new(), Role::User);
+        let id = user.id.clone();
+        s.write_blocking(move |t| {
+            oidc_link(t, &mut user, Identity { provider: "corp".into(), issuer: "https://id.example.org".into(), subject: "sub-1".into() })?;
+            set_email(t, &mut user, Some("ines@example.org"), true)?;
+            put_user(t, &user)?;
+            // The passkey's value is opaque to the backup: any bytes under its key.
+            t.open_table(PASSKEYS)?.insert((user.id.as_str(), "cred-1"), b"{}".as_slice())?;
+            let token = MailToken { purpose: MailPurpose::Reset, user_id: user.id.clone(), email: "ines@example.org".into(), epoch: 0, expires_at: u64::MAX };
+            mail_token_put(t, "link-key", &token)
+        })
+        .unwrap();
+        let copy = d.path().join("copy.redb");
+        s.backup_to(&copy).unwrap();
+        drop(s);
+        let c = Store::open(&copy).unwrap();
+        let want = id.clone();
+        c.read_blocking(move |t| {
+            assert_eq!(email_owner(t, "ines@example.org")?.as_deref(), Some(want.as_str()));
+            assert_eq!(t.open_table(OIDC_SUBJECTS)?.get(("https://id.example.org", "sub-1"))?.map(|v| v.value().to_string()), Some(want.clone()));
+            assert!(t.open_table(PASSKEYS)?.get((want.as_str(), "cred-1"))?.is_some());
+            Ok(())
+        })
+        .unwrap();
+        let taken = c.write_blocking(|t| mail_token_take(t, "link-key")).unwrap();
+        assert_eq!(taken.map(|t| t.user_id), Some(id));
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub fn delete_user(txn: &WriteTransaction, name: &str) -> Result<User, StoreErro
     let user = user_by_name_w(txn, name)?.ok_or(StoreError::NotFound("user"))?;
     txn.open_table(USERNAMES)?.remove(name)?;
     txn.open_table(USERS)?.remove(user.id.as_str())?;
+    forget_signin(txn, &user)?;
     let rooms: Vec<(String, u8)> = {
         let t = txn.open_table(ROOMS_BY_MEMBER)?;
         let mut v = Vec::new();
@@ -288,7 +289,8 @@ pub fn room_put(txn: &WriteTransaction, room: &Room) -> Result<(), StoreError> {
     index_public(txn, room)
 }
 
-/// Deletes a room with its moderators. Live presence and history stay as records.
+/// Deletes a room with its moderators, invites, attendees and bans. Live presence and history
+/// stay as records.
 pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
     let Some(room) = txn.open_table(ROOMS)?.remove(name)?.map(|v| decode::<Room>(v.value())) else {
         return Err(StoreError::NotFound("room"));
@@ -305,7 +307,8 @@ pub fn room_delete(txn: &WriteTransaction, name: &str) -> Result<(), StoreError>
     for id in &mods {
         members.remove((id.as_str(), name))?;
     }
-    Ok(())
+    drop(members);
+    meeting_forget_room(txn, name)
 }
 
 /// Rooms in name order, starting after `after`, at most `limit`.
@@ -377,7 +380,7 @@ pub fn moderator_remove(txn: &WriteTransaction, room: &str, user_id: &str) -> Re
 // ---- live participants and history --------------------------------------------------------
 
 /// Rows of a `(room, x)`-keyed table whose room is `room`, decoded.
-fn room_rows<T: serde::de::DeserializeOwned>(
+pub(super) fn room_rows<T: serde::de::DeserializeOwned>(
     t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     room: &str,
 ) -> Result<Vec<T>, StoreError> {

@@ -38,6 +38,8 @@ pub struct Opts {
     pub log_level: Option<String>,
     /// Variables removed from the daemon's environment (after the harness's own removals).
     pub env_remove: Vec<String>,
+    /// Top-level sections appended to the config (`smtp:` …).
+    pub extra: String,
 }
 
 impl Default for Opts {
@@ -56,6 +58,7 @@ impl Default for Opts {
             log_format: None,
             log_level: None,
             env_remove: Vec::new(),
+            extra: String::new(),
         }
     }
 }
@@ -115,12 +118,13 @@ impl Daemon {
         };
         let config = dir.path().join("config.yaml");
         let text = format!(
-            "server:\n  bind: 127.0.0.1\n  port: {port}\n{}database:\n  path: {}/bedrud.redb\n{livekit}auth:\n{}logging:\n  level: {}\n  format: {}\n",
+            "server:\n  bind: 127.0.0.1\n  port: {port}\n{}database:\n  path: {}/bedrud.redb\n{livekit}auth:\n{}logging:\n  level: {}\n  format: {}\n{}",
             opts.server_extra,
             dir.path().display(),
             if opts.auth.is_empty() { "  registration: false\n".to_string() } else { opts.auth.clone() },
             opts.log_level.as_deref().unwrap_or("debug,livekit=info"),
             opts.log_format.as_deref().unwrap_or("text"),
+            opts.extra,
         );
         std::fs::write(&config, text).expect("write config");
         std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
@@ -188,8 +192,8 @@ impl Daemon {
         }
     }
 
-    /// Any request; returns status and JSON body (Null when empty).
-    pub fn api(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    /// Sends a request with an optional bearer token and JSON body; panics if it cannot.
+    fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> reqwest::blocking::Response {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(m, self.url(path));
         if let Some(t) = token {
@@ -198,7 +202,12 @@ impl Daemon {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Any request; returns status and JSON body (Null when empty).
+    pub fn api(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let resp = self.send(method, path, token, body);
         let status = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
         let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
@@ -211,6 +220,43 @@ impl Daemon {
 
     pub fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         self.api("POST", path, token, Some(body))
+    }
+
+    /// Only the status of a request (the body is not read: for event streams).
+    pub fn status(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> u16 {
+        self.send(method, path, token, body).status().as_u16()
+    }
+
+    /// Opens a server-sent event stream; its events arrive through the returned reader.
+    /// Panics unless the answer is 200 `text/event-stream`.
+    pub fn events(&self, path: &str, token: Option<&str>) -> EventReader {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // No overall time limit: the stream stays open as long as the test reads it.
+        let client = reqwest::blocking::Client::builder().timeout(None).no_proxy().build().expect("http client");
+        let mut req = client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        assert_eq!(status, 200, "GET {path}: {status} {}", resp.text().unwrap_or_default());
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut event = String::from("message");
+            for line in std::io::BufReader::new(resp).lines().map_while(Result::ok) {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = e.to_string();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    let v = serde_json::from_str(d).unwrap_or(Value::String(d.to_string()));
+                    if tx.send((std::mem::replace(&mut event, "message".into()), v)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        EventReader { rx, path: path.to_string() }
     }
 
     /// Runs the CLI against this daemon's config; returns (exit code, stdout, stderr).
@@ -371,12 +417,17 @@ pub fn webhook_auth(body: &str, key: &str, secret: &str, exp_offset: i64) -> Str
 }
 
 /// Runs every (method, path, body, expected status per caller) case as each caller; the
-/// mismatches, one line each.
-pub fn authorization_mismatches(d: &Daemon, callers: &[(&str, Option<&str>)], cases: &[(&str, &str, Option<Value>, [u16; 6])]) -> Vec<String> {
+/// mismatches, one line each. Event streams (paths ending in `/events` or `/wait`) are judged
+/// by their status only.
+pub fn authorization_mismatches<const N: usize>(d: &Daemon, callers: &[(&str, Option<&str>); N], cases: &[(&str, &str, Option<Value>, [u16; N])]) -> Vec<String> {
     let mut failures = Vec::new();
     for (method, path, body, expected) in cases {
         for (i, (who, tok)) in callers.iter().enumerate() {
-            let (s, v) = d.api(method, path, *tok, body.clone());
+            let (s, v) = if path.ends_with("/events") || path.ends_with("/wait") {
+                (d.status(method, path, *tok, body.clone()), Value::Null)
+            } else {
+                d.api(method, path, *tok, body.clone())
+            };
             if s != expected[i] {
                 failures.push(format!("{method} {path} as {who}: {s} (expected {}) {v}", expected[i]));
             }
@@ -401,4 +452,32 @@ pub fn participant_event(id: &str, kind: &str, room: &str, identity: &str, psid:
         "participant": { "sid": psid, "identity": identity, "name": identity, "joinedAt": now.to_string() }
     })
     .to_string()
+}
+
+/// The events of one server-sent event stream, as (event name, JSON data). Dropping it closes
+/// the connection at the next line the server sends.
+pub struct EventReader {
+    rx: std::sync::mpsc::Receiver<(String, Value)>,
+    path: String,
+}
+
+impl EventReader {
+    /// The next event (panics after `limit`).
+    pub fn next(&self, limit: Duration) -> (String, Value) {
+        self.rx.recv_timeout(limit).unwrap_or_else(|_| panic!("no event on {} within {limit:?}", self.path))
+    }
+
+    /// The data of the first event for which `want` holds, skipping others (panics after `limit`).
+    pub fn until(&self, limit: Duration, what: &str, want: impl Fn(&str, &Value) -> bool) -> Value {
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let left = limit.checked_sub(start.elapsed()).unwrap_or_default();
+            match self.rx.recv_timeout(left.max(Duration::from_millis(1))) {
+                Ok((e, v)) if want(&e, &v) => return v,
+                Ok(other) => seen.push(other),
+                Err(_) => panic!("{what}: not seen on {} within {limit:?}; seen: {seen:?}", self.path),
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod external;
 pub mod participant;
+pub mod signin;
 pub mod tls;
 
 use std::net::TcpListener;
@@ -89,16 +90,26 @@ pub fn participant_script() -> PathBuf {
     repo_root().join("tests/py/participant.py")
 }
 
-/// A TCP port that was free on 127.0.0.1 a moment ago (and its UDP twin is checked too).
+/// A port free for TCP and UDP on 127.0.0.1, handed out once per test process. Taken below the
+/// kernel's ephemeral range (32768-60999), so that the outgoing connections of everything
+/// running meanwhile (clients, browsers, livekit-server itself) cannot take it between this
+/// check and the daemon's bind; each test process starts at its own offset.
 pub fn free_port() -> u16 {
-    for _ in 0..200 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = l.local_addr().expect("local addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() && port < 60000 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let seed = std::process::id().wrapping_mul(2_654_435_761) ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let _ = NEXT.compare_exchange(u32::MAX, seed % SPAN, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    panic!("no free port found on 127.0.0.1");
+    panic!("no free port found on 127.0.0.1 between {FIRST} and {}", FIRST + SPAN);
 }
 
 /// Waits until `f` returns `Some`, checking every 50 ms, for at most `limit`.
@@ -136,8 +147,9 @@ pub fn pids_of(exe: &Path) -> Vec<u32> {
 
 /// Checks API answers (`{"op": "METHOD /path/template", "status", "body"}`) against the OpenAPI
 /// document with tests/py/validate_openapi.py, which closes every object schema (undocumented
-/// fields fail). Its report, or the problems.
-pub fn validate_answers(doc: &serde_json::Value, answers: Vec<serde_json::Value>) -> Result<String, String> {
+/// fields fail): the status is documented and a JSON body matches its schema. Panics with the
+/// problems; returns the validator's summary line.
+pub fn validate_answers(doc: &serde_json::Value, answers: Vec<serde_json::Value>) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("doc.json"), doc.to_string()).unwrap();
     std::fs::write(dir.path().join("answers.json"), serde_json::Value::Array(answers).to_string()).unwrap();
@@ -148,9 +160,6 @@ pub fn validate_answers(doc: &serde_json::Value, answers: Vec<serde_json::Value>
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() {
-        Ok(report)
-    } else {
-        Err(format!("{report}{}", String::from_utf8_lossy(&out.stderr)))
-    }
+    assert!(out.status.success(), "answers that do not match the document:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+    report
 }

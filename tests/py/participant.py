@@ -28,6 +28,7 @@ EXIT_OK = 0
 EXIT_CONNECT_FAILED = 3
 EXIT_TIMEOUT = 4
 CLOSE_GRACE = 5.0  # seconds allowed for leaving the room after the time limit
+SET_ATTRIBUTES_WAIT = 5.0  # seconds to wait for the server to take (or refuse) attributes
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms
@@ -126,6 +127,14 @@ class Participant:
             if self.is_local(p):
                 emit("permissions_changed", permissions=permissions(p))
 
+        @room.on("participant_attributes_changed")
+        def _(changed: dict[str, str], p: rtc.Participant) -> None:
+            emit("attributes_changed", identity=p.identity, changed=changed, attributes=dict(p.attributes))
+
+        @room.on("room_metadata_changed")
+        def _(_old: str, new: str) -> None:
+            emit("room_metadata_changed", metadata=new)
+
         @room.on("data_received")
         def _(packet: rtc.DataPacket) -> None:
             identity = packet.participant.identity if packet.participant else None
@@ -190,6 +199,13 @@ class Participant:
                     emit("data_sent")
                 except PublishDataError as e:
                     emit("data_failed", error=e.message)
+            case "set_attributes":
+                try:
+                    async with asyncio.timeout(SET_ATTRIBUTES_WAIT):
+                        await lp.set_attributes({str(k): str(v) for k, v in cmd.get("attributes", {}).items()})
+                    emit("attributes_sent")
+                except Exception as e:  # noqa: BLE001 - the SDK raises several kinds here
+                    emit("attributes_failed", error=str(e) or type(e).__name__)
             case "state":
                 emit(
                     "state",
@@ -200,6 +216,12 @@ class Participant:
                         for pub in lp.track_publications.values()
                     ],
                     remote_participants=sorted(self.room.remote_participants),
+                    attributes=dict(lp.attributes),
+                    remote_attributes={
+                        identity: dict(p.attributes)
+                        for identity, p in self.room.remote_participants.items()
+                    },
+                    room_metadata=self.room.metadata,
                 )
             case "leave":
                 await self.close()

@@ -37,6 +37,12 @@ export async function shot(page, name) {
   await page.screenshot({ path: join(shotDir, `${name}.png`) });
 }
 
+/** Saves a screenshot of one element (a card, a dialog) as target/screenshots/NAME.png. */
+export async function shotOf(locator, name) {
+  mkdirSync(shotDir, { recursive: true });
+  await locator.screenshot({ path: join(shotDir, `${name}.png`) });
+}
+
 /**
  * Runs `body(browser)` with a fresh chromium (fresh profile each launch) and always closes it;
  * fails the scenario after `limitMs`.
@@ -49,7 +55,7 @@ export async function run(name, limitMs, body) {
     process.exit(1);
   }, limitMs);
   try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 30_000 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 60_000 });
     const out = await body(browser);
     console.log(JSON.stringify({ scenario: name, ok: true, ...out }));
     await browser.close();
@@ -90,6 +96,14 @@ export async function newPage(browser, url, opts = {}) {
     window.RTCPeerConnection.prototype = Native.prototype;
     Object.setPrototypeOf(window.RTCPeerConnection, Native);
   });
+  if (opts.loopbackOnly) {
+    // Pages from elsewhere (an OpenID provider's login page) may name resources on the
+    // internet; the tests stay on this machine.
+    await context.route(
+      (u) => !["127.0.0.1", "localhost", "[::1]"].includes(u.hostname),
+      (route) => route.abort("blockedbyclient"),
+    );
+  }
   const page = await context.newPage();
   page.setDefaultTimeout(opts.timeout ?? 20_000);
   page.on("console", (m) => {
@@ -142,19 +156,24 @@ export async function signIn(page, username, password) {
   await page.goto("/signin");
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   await page.getByRole("heading", { level: 1 }).filter({ hasNotText: "Sign in" }).waitFor();
 }
 
-/** From the pre-join page: waits for the camera preview, then joins. */
-export async function joinFromPrejoin(page, displayName) {
+/**
+ * From the pre-join page: waits for the camera preview, then joins, and (unless `lobby`: the
+ * page is expected to wait in the lobby) waits for the meeting's controls.
+ */
+export async function joinFromPrejoin(page, displayName, { lobby = false } = {}) {
   if (displayName !== undefined) await page.getByLabel("Your name").fill(displayName);
   await page.waitForFunction(() => {
     const v = document.querySelector(".preview-video");
-    return v && v.videoWidth > 0;
+    const meter = document.querySelector(".meter");
+    return v && v.videoWidth > 0 && meter && !meter.classList.contains("off");
   });
   await page.getByRole("button", { name: "Join meeting" }).click();
-  await page.getByRole("toolbar").waitFor();
+  if (lobby) await page.getByRole("heading", { name: "Waiting to be let in" }).waitFor();
+  else await page.getByRole("toolbar").waitFor();
 }
 
 export function assert(cond, message) {

@@ -1,5 +1,5 @@
 // Scenarios 1-3 of the web client: the owner signs in, creates a room, opens it to guests,
-// copies the invite link; a guest (phone-sized window) opens it and joins by name. Both pages
+// copies the room's link; a guest (phone-sized window) opens it and joins by name. Both pages
 // play each other's video and receive audio; chat goes both ways; the owner mutes the guest
 // and then removes them, and the guest's page says so.
 //
@@ -13,7 +13,7 @@ await run("meeting", 150_000, async (browser) => {
   const { url, owner, room, guest } = cfg;
   const host = await newPage(browser, url);
 
-  // Sign in, create the room, open it to guests, copy its invite link.
+  // Sign in, create the room, open it to guests, copy its link.
   await host.goto("/signin");
   await shot(host, "signin");
   await signIn(host, owner.username, owner.password);
@@ -25,8 +25,8 @@ await run("meeting", 150_000, async (browser) => {
   await shot(host, "room-settings");
   await host.getByRole("button", { name: "Save settings" }).click();
   await host.getByRole("listitem", { name: room }).getByText("Open to guests", { exact: true }).waitFor();
-  await host.getByRole("button", { name: `Copy invite link for ${room}` }).click();
-  await host.getByText("Invite link copied").waitFor();
+  await host.getByRole("button", { name: `Copy the link to ${room}` }).click();
+  await host.getByText("Link copied").waitFor();
   const invite = await host.evaluate(() => navigator.clipboard.readText());
   assert(invite === `${url}/r/${room}`, `invite link ${invite}`);
   await shot(host, "home");
@@ -42,7 +42,7 @@ await run("meeting", 150_000, async (browser) => {
   await host.waitForFunction(() => (document.querySelector("figure video")?.videoWidth ?? 0) > 0);
   await shot(host, "meeting-alone");
 
-  // The guest opens the invite link at phone width and joins by name.
+  // The guest opens the link at phone width and joins by name.
   const visitor = await newPage(browser, url, { viewport: { width: 390, height: 844 }, scale: 2 });
   await visitor.goto(invite);
   await visitor.getByText("You are joining as a guest.").waitFor();
@@ -95,7 +95,8 @@ await run("meeting", 150_000, async (browser) => {
   await shot(visitor, "meeting-muted-phone");
 
   // Then removes them: the guest's page says so.
-  await host.getByRole("button", { name: `Remove ${guest} from the meeting` }).click();
+  await host.getByRole("button", { name: `More actions for ${guest}` }).click();
+  await host.getByRole("menuitem", { name: `Remove ${guest} from the meeting` }).click();
   await host.getByRole("dialog").getByRole("button", { name: `Remove ${guest} from the meeting` }).click();
   await visitor.getByRole("heading", { name: "You were removed from the meeting" }).waitFor();
   await shot(visitor, "removed-phone");

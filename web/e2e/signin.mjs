@@ -21,7 +21,7 @@ await run("signin", 90_000, async (browser) => {
   await page.goto("/signin");
   await page.getByLabel("Username").fill(user.username);
   await page.getByLabel("Password").fill("not-the-password");
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
   const alert = page.getByRole("alert");
   await alert.waitFor();
   const shown = (await alert.innerText()).trim();
@@ -38,7 +38,7 @@ await run("signin", 90_000, async (browser) => {
   await shot(page, "signin-zh");
   await page.getByLabel("用户名").fill(user.username);
   await page.getByLabel("密码").fill(user.password);
-  await page.getByRole("button", { name: "登录" }).click();
+  await page.getByRole("button", { name: "登录", exact: true }).click();
   await page.getByRole("heading", { name: "我的会议室" }).waitFor();
   await shot(page, "home-zh");
 
@@ -84,7 +84,7 @@ await run("signin", 90_000, async (browser) => {
   await visitor.getByRole("link", { name: "Sign in to join" }).click();
   await visitor.getByLabel("Username").fill(user.username);
   await visitor.getByLabel("Password").fill(user.password);
-  await visitor.getByRole("button", { name: "Sign in" }).click();
+  await visitor.getByRole("button", { name: "Sign in", exact: true }).click();
   await visitor.getByRole("heading", { name: "Ready to join?" }).waitFor();
   const backAt = new URL(visitor.url()).pathname;
   assert(backAt === `/r/${room}`, `after sign-in at ${backAt}`);

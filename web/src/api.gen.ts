@@ -148,6 +148,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sets (or with `""` removes) the caller's e-mail address, unverified, and mails a
+         *     confirmation link when mail is configured.
+         */
+        put: operations["set_email"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/email/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sends the confirmation link for the caller's address again. */
+        post: operations["resend_verification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/email/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Verifies the address a confirmation link was sent to. The link works once. */
+        post: operations["verify_email"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -202,6 +256,132 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/oidc/{provider}/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the provider sends the browser back: signs in (linking or creating the account) and
+         *     continues to `next` with the session cookie.
+         */
+        get: operations["oidc_callback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/oidc/{provider}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Starts single sign-on (a browser navigation): to the provider's login with PKCE, `state`
+         *     and `nonce`, and a 10-minute `HttpOnly` flow cookie.
+         */
+        get: operations["oidc_start"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/passkey/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Signs in with the authenticator's answer; answers as `/api/auth/login`. */
+        post: operations["passkey_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/passkey/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Starts signing in with a passkey: request options listing that account's passkeys. */
+        post: operations["passkey_request_options"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's passkeys. */
+        get: operations["list_passkeys"];
+        put?: never;
+        /** Finishes adding a passkey with the authenticator's answer. */
+        post: operations["add_passkey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/passkeys/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Starts adding a passkey: creation options for `navigator.credentials.create`. */
+        post: operations["passkey_creation_options"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/passkeys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Removes one of the caller's passkeys. */
+        delete: operations["remove_passkey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/password": {
         parameters: {
             query?: never;
@@ -213,6 +393,47 @@ export interface paths {
         /** Changes the caller's password; every session ends and a fresh one is returned. */
         put: operations["change_password"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/password/forgot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a reset link when the address is an account's verified one and the account has a
+         *     password; answers the same either way and does not wait for the relay, so the answer
+         *     tells nothing about which addresses have accounts.
+         */
+        post: operations["forgot_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/password/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sets a new password through a mailed reset link; every session of the account ends. The
+         *     link works once, and not after a password change.
+         */
+        post: operations["reset_password"];
         delete?: never;
         options?: never;
         head?: never;
@@ -260,10 +481,33 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Public facts about this service: whether visitors may register or join as guests. */
+        /**
+         * Public facts about this service: whether visitors may register or join as guests, and the
+         *     ways to sign in (a button per OpenID provider, passkeys, password reset by mail).
+         */
         get: operations["info"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/invite/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What an invite link leads to, for the page that opens it: anyone holding the secret. A
+         *     caller banned from its room is told that rather than anything about the link.
+         */
+        post: operations["check_invite"];
         delete?: never;
         options?: never;
         head?: never;
@@ -390,8 +634,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Checks that the caller may join and signs a LiveKit token for them. Anonymous callers join
-         *     public rooms as guests when `auth.guestJoin` is on.
+         * Checks that the caller may join and signs a LiveKit token for them, or (a guest in a room
+         *     with a lobby) puts them in the lobby: 202 and no token until a manager admits them.
+         *     Anonymous callers join public rooms as guests when `auth.guestJoin` is on, and any room
+         *     through one of its invite links.
          */
         post: operations["join"];
         delete?: never;
@@ -435,6 +681,133 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/room/{name}/bans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is banned from the room (the meeting's managers). */
+        get: operations["list_bans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/bans/{identity}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Bans `identity`: they are removed from the meeting and the lobby, cannot come back, and the
+         *     invite they came through stops working (for anyone) until the ban is lifted.
+         */
+        post: operations["ban"];
+        /** Lifts a ban; the invite it withdrew works again (the meeting's managers). */
+        delete: operations["unban"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ends the meeting for everyone: LiveKit deletes the room (each client is told), those in the
+         *     lobby are told, and the lock, spotlight, admissions and promotions of this meeting lapse.
+         */
+        post: operations["end"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/hands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Raised hands in the order they went up (the room's managers and participants). */
+        get: operations["hands"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/hands/{identity}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Raises or lowers `identity`'s hand: one's own either way; a manager may lower anyone's. */
+        put: operations["hand"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/invites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The room's invite links, spent and revoked ones too (its managers). */
+        get: operations["list_invites"];
+        put?: never;
+        /** Makes an invite link to the room (its managers). */
+        post: operations["create_invite"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/invites/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revokes an invite link: nobody new comes in through it (its managers). */
+        delete: operations["revoke_invite"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/room/{name}/kick/{identity}": {
         parameters: {
             query?: never;
@@ -446,6 +819,121 @@ export interface paths {
         put?: never;
         /** Removes a participant from the meeting (the room's managers). */
         post: operations["kick"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/lobby": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The people waiting, in the order they came (the meeting's managers). */
+        get: operations["list_lobby"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/lobby/admit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lets one person (`{"identity"}`) or everyone waiting (`{"all": true}`) in (the meeting's
+         *     managers).
+         */
+        post: operations["admit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/lobby/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turns one person (`{"identity"}`) or everyone waiting (`{"all": true}`) away (the meeting's
+         *     managers).
+         */
+        post: operations["deny"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/lobby/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `text/event-stream` of `lobby` events whose data is the list `GET .../lobby` answers
+         *     (`Waiting`), sent at once and whenever it changes; an `error` event (`{"code","message"}`)
+         *     when the caller may no longer see it (the meeting's managers).
+         */
+        get: operations["lobby_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/lobby/wait": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `text/event-stream` of `status` events for the caller's own place in the lobby (`Place`),
+         *     sent at once and whenever it changes. While it is open the caller counts as present.
+         */
+        get: operations["lobby_wait"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/lock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Locks or unlocks the meeting: while locked nobody new may join (the meeting's managers). */
+        put: operations["lock"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -586,8 +1074,47 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Changes some of a room's settings (its managers). */
+        /**
+         * Changes some of a room's settings (its managers). A meeting in progress follows: turning
+         *     the lobby off lets in everyone waiting, turning the stage on or off changes who may publish,
+         *     and every client sees the room's new metadata.
+         */
         put: operations["settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/speakers/{identity}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Lets a participant of a stage speak (the meeting's managers). */
+        put: operations["promote"];
+        post?: never;
+        /** Sends a speaker of a stage back to the audience (the meeting's managers). */
+        delete: operations["demote"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/spotlight": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Shows one participant large in everyone's layout (`null`: nobody; the meeting's managers). */
+        put: operations["spotlight"];
         post?: never;
         delete?: never;
         options?: never;
@@ -631,6 +1158,10 @@ export interface components {
             next?: string | null;
             rooms: components["schemas"]["AdminRoom"][];
         };
+        Admitted: {
+            /** @description The identities let in. */
+            admitted: string[];
+        };
         /** @description Whether a recording can be started now, and why not; with the helpers' states. */
         Availability: {
             available: boolean;
@@ -639,6 +1170,37 @@ export interface components {
             pulseaudio?: components["schemas"]["HelperStatus"] | null;
             redis?: components["schemas"]["HelperStatus"] | null;
             why?: string | null;
+        };
+        /** @description A person kept out of a room. */
+        Ban: {
+            /** Format: int64 */
+            at: number;
+            /** @description Who banned them (username, or a guest moderator's name). */
+            by: string;
+            guest: boolean;
+            identity: string;
+            /** @description The invite they came through, withdrawn with the ban. */
+            invite?: string | null;
+            name: string;
+        };
+        BanAnswer: {
+            ban: components["schemas"]["Ban"];
+        };
+        Bans: {
+            bans: components["schemas"]["Ban"][];
+        };
+        /**
+         * @description A WebAuthn challenge: the options for the browser (binary fields in base64url) and the
+         *     ceremony id to send back with the authenticator's answer.
+         */
+        CeremonyAnswer: {
+            ceremony: string;
+            /** @description WebAuthn's `mediation`, when the ceremony asks for one. */
+            mediation?: string | null;
+            /** @description `PublicKeyCredentialCreationOptions` or `PublicKeyCredentialRequestOptions` (WebAuthn). */
+            publicKey: {
+                [key: string]: unknown;
+            };
         };
         CreateRoom: {
             /** @description 3-63 lowercase letters, digits and dashes; not `create`, `list` or `join`. */
@@ -657,6 +1219,20 @@ export interface components {
          * @enum {string}
          */
         Delivery: "token" | "cookie";
+        Denied: {
+            /** @description The identities turned away. */
+            denied: string[];
+        };
+        /** @description The account with its new address, and whether a confirmation link went out. */
+        EmailAnswer: {
+            user: components["schemas"]["UserView"];
+            verificationSent: boolean;
+        };
+        Ended: {
+            ended: boolean;
+            /** @description Whether LiveKit had the meeting running. */
+            wasRunning: boolean;
+        };
         /** @description The body of every error answer. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -677,6 +1253,27 @@ export interface components {
             /** @description The troubleshooting row this answers, `Table: symptom`. */
             seed?: string | null;
             status: components["schemas"]["Status"];
+        };
+        Forgot: {
+            email: string;
+            /** @description The language of the mail. */
+            lang?: components["schemas"]["Lang"];
+        };
+        Hand: {
+            raised: boolean;
+        };
+        HandAnswer: {
+            identity: string;
+            raised: boolean;
+            /**
+             * Format: int64
+             * @description Unix ms; `null` when down.
+             */
+            raisedAt?: number | null;
+        };
+        Hands: {
+            /** @description In the order they went up. */
+            hands: components["schemas"]["RaisedHand"][];
         };
         Health: {
             /** @description Always `ok`: the process answers. */
@@ -729,12 +1326,77 @@ export interface components {
         Info: {
             /** @description Visitors without an account may join public rooms. */
             guestJoin: boolean;
+            /** @description Mail is configured: e-mail verification and password reset work. */
+            mail: boolean;
+            /** @description One sign-in button per configured OpenID provider. */
+            oidc: components["schemas"]["OidcButton"][];
+            /** @description Passkeys (WebAuthn) are enabled. */
+            passkeys: boolean;
             /** @description Anyone may create an account. */
             registration: boolean;
             version: string;
         };
+        InviteCheck: {
+            /** @description The link's secret. */
+            token: string;
+        };
+        InviteCheckAnswer: {
+            invite: components["schemas"]["InviteTarget"];
+        };
+        /**
+         * @description What an invite link makes of the person who opens it.
+         * @enum {string}
+         */
+        InviteRole: "participant" | "moderator";
+        /**
+         * @description Whether an invite still lets people in, and if not, why.
+         * @enum {string}
+         */
+        InviteStatus: "active" | "expired" | "used_up" | "revoked" | "banned";
+        /** @description Where an invite link leads. */
+        InviteTarget: {
+            /**
+             * Format: int64
+             * @description Unix ms; `null`: never expires.
+             */
+            expiresAt?: number | null;
+            role: components["schemas"]["InviteRole"];
+            room: string;
+        };
+        /** @description An invite as the API shows it (never the secret or its hash). */
+        InviteView: {
+            /**
+             * Format: int64
+             * @description Unix ms.
+             */
+            createdAt: number;
+            /** @description Username of the manager who made it. */
+            createdBy: string;
+            /**
+             * Format: int64
+             * @description Unix ms; `null`: never expires.
+             */
+            expiresAt?: number | null;
+            id: string;
+            /**
+             * Format: int32
+             * @description `null`: no limit.
+             */
+            maxUses?: number | null;
+            role: components["schemas"]["InviteRole"];
+            room: string;
+            status: components["schemas"]["InviteStatus"];
+            /** Format: int32 */
+            uses: number;
+        };
+        Invites: {
+            /** @description Newest first. */
+            invites: components["schemas"]["InviteView"][];
+        };
         /** @description What a participant needs to connect to LiveKit. */
         JoinAnswer: {
+            /** @description Whether the token lets the participant publish (false: in the audience of a stage). */
+            canPublish: boolean;
             /**
              * @description A new guest's session token (when the session is not delivered as a cookie): send it as
              *     the bearer token to keep this identity on the next join.
@@ -750,6 +1412,8 @@ export interface components {
             url: string;
         };
         JoinRequest: {
+            /** @description The secret of an invite link of this room. */
+            invite?: string | null;
             /** @description Display name, 1-64 characters (default: the username, or "Guest"). */
             name?: string | null;
             room: string;
@@ -761,6 +1425,19 @@ export interface components {
          * @enum {string}
          */
         JoinRole: "admin" | "owner" | "moderator" | "member" | "guest";
+        /**
+         * @description The language of a message.
+         * @enum {string}
+         */
+        Lang: "en" | "zh";
+        LangOnly: {
+            /** @description The language of the mail. */
+            lang?: components["schemas"]["Lang"];
+        };
+        LinkToken: {
+            /** @description The `token` of the mailed link. */
+            token: string;
+        };
         /** @description A participant LiveKit reports in a room right now. */
         LiveParticipant: {
             /**
@@ -780,10 +1457,39 @@ export interface components {
             sid: string;
             tracks: components["schemas"]["TrackInfo"][];
         };
+        /** @description A join that waits in the lobby: no token until a manager admits the caller. */
+        LobbyAnswer: {
+            /** @description As in a join's answer: a new guest's session token. */
+            guestToken?: string | null;
+            identity: string;
+            lobby: components["schemas"]["Place"];
+            name: string;
+            role: components["schemas"]["JoinRole"];
+            room: string;
+        };
+        /** @description Someone waiting in the lobby. */
+        LobbyEntry: {
+            identity: string;
+            /** @description Came through an invite link. */
+            invited: boolean;
+            name: string;
+            /**
+             * Format: int64
+             * @description When they began to wait (Unix ms).
+             */
+            since: number;
+        };
+        /** @description Whether the meeting is locked: nobody new may join. */
+        Lock: {
+            locked: boolean;
+        };
         Login: {
             password: string;
             /** @description `"cookie"`: the web client's sign-in; the session goes into the cookie, not the answer. */
             session?: components["schemas"]["Delivery"];
+            username: string;
+        };
+        LoginOptions: {
             username: string;
         };
         /** @enum {string} */
@@ -800,6 +1506,27 @@ export interface components {
         };
         MutedTracks: {
             tracks: components["schemas"]["MutedTrack"][];
+        };
+        NewInvite: {
+            /**
+             * Format: int64
+             * @description Seconds from now; 0: never expires. Default 7 days.
+             */
+            expiresIn?: number | null;
+            /**
+             * Format: int32
+             * @description How many people may come in through it; absent: no limit.
+             */
+            maxUses?: number | null;
+            role?: components["schemas"]["InviteRole"] | null;
+        };
+        /** @description A new invite and its link, whose secret is shown this once. */
+        NewInviteAnswer: {
+            invite: components["schemas"]["InviteView"];
+            /** @description The link's path on this site. */
+            path: string;
+            /** @description The link's secret: only its hash is kept. */
+            token: string;
         };
         NewUser: {
             password: string;
@@ -819,6 +1546,13 @@ export interface components {
             lastSeen: number;
             /** @description Rooms the cluster assigns to it. */
             rooms: string[];
+        };
+        /** @description An OpenID provider's sign-in button. */
+        OidcButton: {
+            /** @description What the button says. */
+            label: string;
+            /** @description The provider's name in `/api/auth/oidc/{provider}/start`. */
+            name: string;
         };
         /** @description LiveKit's state, the webhook and counts, for the admin console. */
         Overview: {
@@ -864,6 +1598,38 @@ export interface components {
         Participants: {
             participants: components["schemas"]["Participant"][];
         };
+        PasskeyAnswer: {
+            passkey: components["schemas"]["PasskeyView"];
+        };
+        PasskeyList: {
+            passkeys: components["schemas"]["PasskeyView"][];
+        };
+        PasskeyLogin: {
+            /** @description From `/api/auth/passkey/options`. */
+            ceremony: string;
+            /** @description What `navigator.credentials.get` made (WebAuthn `AuthenticationResponseJSON`). */
+            credential: {
+                [key: string]: unknown;
+            };
+            /** @description `"cookie"`: the web client's sign-in; the session goes into the cookie, not the answer. */
+            session?: components["schemas"]["Delivery"];
+        };
+        /** @description One of the caller's passkeys. */
+        PasskeyView: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            createdAt: number;
+            /** @description The credential id (base64url). */
+            id: string;
+            /**
+             * Format: int64
+             * @description Unix milliseconds of the last sign-in with it.
+             */
+            lastUsedAt?: number | null;
+            name: string;
+        };
         PasswordChange: {
             currentPassword: string;
             newPassword: string;
@@ -885,6 +1651,33 @@ export interface components {
             canPublishData?: boolean | null;
             canPublishSources?: string[] | null;
             canSubscribe?: boolean | null;
+        };
+        /** @description Whom an admit or deny is about: one person, or everyone waiting. */
+        Pick: {
+            all?: boolean;
+            identity?: string | null;
+        };
+        /** @description Where someone stands at a room's door (the data of `status` events; a 202 join's `lobby`). */
+        Place: {
+            /** @description 1 for the next to be let in (while waiting). */
+            position?: number | null;
+            status: components["schemas"]["PlaceStatus"];
+            /** @description How many wait (while waiting). */
+            waiting?: number | null;
+        };
+        /**
+         * @description Where someone stands at a room's door.
+         * @enum {string}
+         */
+        PlaceStatus: "waiting" | "admitted" | "denied" | "ended" | "banned" | "gone";
+        RaisedHand: {
+            identity: string;
+            name: string;
+            /**
+             * Format: int64
+             * @description Unix ms.
+             */
+            raisedAt: number;
         };
         Readiness: {
             cluster?: components["schemas"]["ReadyCluster"] | null;
@@ -971,6 +1764,16 @@ export interface components {
          * @enum {string}
          */
         RecordingStatus: "starting" | "active" | "ending" | "complete" | "failed" | "aborted" | "limit_reached";
+        Register: {
+            /** @description From `/api/auth/passkeys/options`. */
+            ceremony: string;
+            /** @description What `navigator.credentials.create` made (WebAuthn `RegistrationResponseJSON`). */
+            credential: {
+                [key: string]: unknown;
+            };
+            /** @description 1-64 characters, e.g. "Laptop". */
+            name: string;
+        };
         Removed: {
             /** @description The identity removed. */
             removed: string;
@@ -983,6 +1786,12 @@ export interface components {
             summary: components["schemas"]["Summary"];
             /** @description Checked by the running daemon (live checks included). */
             throughDaemon: boolean;
+        };
+        Reset: {
+            /** @description At least 8 characters. */
+            newPassword: string;
+            /** @description The `token` of the mailed link. */
+            token: string;
         };
         /** @enum {string} */
         Role: "admin" | "user";
@@ -1012,6 +1821,11 @@ export interface components {
             /** @default true */
             allowVideo: boolean;
             /**
+             * @description Guests wait in the lobby until a manager admits them.
+             * @default false
+             */
+            lobby: boolean;
+            /**
              * Format: int32
              * @description 0 = no limit.
              * @default 0
@@ -1022,6 +1836,11 @@ export interface components {
              * @default false
              */
             public: boolean;
+            /**
+             * @description Only managers and the speakers they promote may publish.
+             * @default false
+             */
+            stage: boolean;
         };
         /** @description A room as the API shows it. */
         RoomView: {
@@ -1029,10 +1848,12 @@ export interface components {
             createdAt: number;
             /** Format: int32 */
             liveParticipants: number;
+            locked: boolean;
             moderators: string[];
             name: string;
             owner?: string | null;
             settings: components["schemas"]["RoomSettings"];
+            spotlight?: string | null;
         };
         /** @description A new session: the token is absent when it went into the session cookie. */
         SessionAnswer: {
@@ -1044,15 +1865,23 @@ export interface components {
             token?: string | null;
             user: components["schemas"]["UserView"];
         };
+        SetEmail: {
+            /** @description The new address; `""` removes it. */
+            email: string;
+            /** @description The language of the confirmation mail. */
+            lang?: components["schemas"]["Lang"];
+        };
         /** @description Settings sent to `PUT .../settings`: any subset; the rest stays. */
         SettingsPatch: {
             allowAudio?: boolean | null;
             allowChat?: boolean | null;
             allowScreenShare?: boolean | null;
             allowVideo?: boolean | null;
+            lobby?: boolean | null;
             /** Format: int32 */
             maxParticipants?: number | null;
             public?: boolean | null;
+            stage?: boolean | null;
         };
         SetupNeeded: {
             /** @description No administrator exists yet: the setup link from the log creates one. */
@@ -1064,6 +1893,20 @@ export interface components {
             /** @description The token of the setup link bedrud logs at start while no administrator exists. */
             token: string;
             username: string;
+        };
+        SpeakerAnswer: {
+            /** @description What LiveKit now lets them do. */
+            canPublish?: boolean | null;
+            identity: string;
+            speaker: boolean;
+        };
+        /** @description Who is in the spotlight; `null`: nobody. */
+        Spotlight: {
+            identity?: string | null;
+        };
+        SpotlightAnswer: {
+            /** @description The identity shown large; `null`: nobody. */
+            spotlight?: string | null;
         };
         /** @description How to record; every field may be left out (and the whole body too). */
         StartRequest: {
@@ -1110,12 +1953,22 @@ export interface components {
             /** Format: int64 */
             createdAt: number;
             disabled: boolean;
+            email: string | null;
+            emailVerified: boolean;
+            /** @description Whether the account can sign in with a password. */
+            hasPassword: boolean;
             id: string;
             role: components["schemas"]["Role"];
+            /** @description Names of the providers linked to the account. */
+            sso: string[];
             username: string;
         };
         Users: {
             users: components["schemas"]["UserView"][];
+        };
+        /** @description The people waiting, in the order they came (also the data of `lobby` events). */
+        Waiting: {
+            waiting: components["schemas"]["LobbyEntry"][];
         };
         WebhookAnswer: {
             /** @description The event was applied before (LiveKit retries). */
@@ -1657,6 +2510,229 @@ export interface operations {
             };
         };
     };
+    set_email: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetEmail"];
+            };
+        };
+        responses: {
+            /** @description The account; `verificationSent` says whether the link went out */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailAnswer"];
+                };
+            };
+            /** @description `invalid_email`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests have no account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `email_taken`: another account verified this address */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    resend_verification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LangOnly"];
+            };
+        };
+        responses: {
+            /** @description Sent */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `no_email`, `already_verified`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests have no account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `mail_disabled`: no `smtp.host` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `mail_failed`: the relay's answer in the message */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    verify_email: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkToken"];
+            };
+        };
+        responses: {
+            /** @description The account, its address verified */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserAnswer"];
+                };
+            };
+            /** @description `invalid_link`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `email_taken`: another account verified this address meanwhile */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -1809,6 +2885,528 @@ export interface operations {
             };
         };
     };
+    oidc_callback: {
+        parameters: {
+            query?: {
+                /** @description The authorization code */
+                code?: string;
+                /** @description The flow's `state` */
+                state?: string;
+                /** @description The issuer (RFC 9207), checked when sent */
+                iss?: string;
+                /** @description The provider's refusal */
+                error?: string;
+                /** @description Why the provider refused */
+                error_description?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The provider's `name` */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed in: to `next` with the session cookie. Failed: to             `/signin?sso_error=<code>&provider=<name>` with one of the codes `invalid_state`, `provider_unavailable`,             `provider_refused`, `token_exchange_failed`, `invalid_id_token`, `wrong_audience`, `not_allowed`,             `user_disabled`, `busy` */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `provider_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    oidc_start: {
+        parameters: {
+            query?: {
+                /** @description A path of this site to return to (default `/`) */
+                next?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The provider's `name` (see `/api/info`) */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the provider's login with the flow cookie set; on a request to another host than             `server.publicUrl`'s, first to this endpoint there; when the provider cannot be reached, to             `/signin?sso_error=provider_unavailable&provider=<name>` */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `provider_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    passkey_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyLogin"];
+            };
+        };
+        responses: {
+            /** @description A new session (no token when it went into the cookie) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionAnswer"];
+                };
+            };
+            /** @description `ceremony_expired`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `passkey_rejected` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `user_disabled` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `passkeys_disabled` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `too_many_attempts` (with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `busy`: too many ceremonies at once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    passkey_request_options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginOptions"];
+            };
+        };
+        responses: {
+            /** @description Request options and the ceremony id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CeremonyAnswer"];
+                };
+            };
+            /** @description `no_passkeys` (also for an unknown username), `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `passkey_rejected`: WebAuthn refused to start */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `passkeys_disabled` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `too_many_attempts` (with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `busy`: too many ceremonies at once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_passkeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's passkeys */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyList"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests have no account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `passkeys_disabled` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_passkey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Register"];
+            };
+        };
+        responses: {
+            /** @description Added */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyAnswer"];
+                };
+            };
+            /** @description `ceremony_expired`, `passkey_rejected`, `invalid_name`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests have no account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `passkeys_disabled` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `too_many_passkeys` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `busy`: too many ceremonies at once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    passkey_creation_options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Creation options and the ceremony id */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CeremonyAnswer"];
+                };
+            };
+            /** @description `passkey_rejected`: WebAuthn refused to start */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests have no account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `passkeys_disabled` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `too_many_passkeys` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `busy`: too many ceremonies at once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_passkey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The passkey's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests have no account */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `passkeys_disabled`, `passkey_not_found` (only the caller's own are found) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     change_password: {
         parameters: {
             query?: never;
@@ -1851,6 +3449,133 @@ export interface operations {
             };
             /** @description `forbidden`: guests have no password */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `busy`: too many password checks at once */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    forgot_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Forgot"];
+            };
+        };
+        responses: {
+            /** @description Accepted, whether or not an account has the address */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `invalid_email`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `mail_disabled`: no `smtp.host` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `too_many_attempts` (with Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    reset_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Reset"];
+            };
+        };
+        responses: {
+            /** @description The account (sign in with the new password) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserAnswer"];
+                };
+            };
+            /** @description `invalid_link`, `invalid_password`, `invalid_json`, `invalid_request` */
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2001,6 +3726,93 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Info"];
+                };
+            };
+        };
+    };
+    check_invite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InviteCheck"];
+            };
+        };
+        responses: {
+            /** @description The link is valid */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InviteCheckAnswer"];
+                };
+            };
+            /** @description `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `banned`: the caller is banned from its room */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invite_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invite_expired`, `invite_used_up`, `invite_revoked`, `invite_withdrawn` */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2432,6 +4244,15 @@ export interface operations {
                     "application/json": components["schemas"]["JoinAnswer"];
                 };
             };
+            /** @description Waiting in the lobby: no token until a manager admits the caller (see `/api/room/{name}/lobby/wait`) */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LobbyAnswer"];
+                };
+            };
             /** @description `invalid_name`, `invalid_json`, `invalid_request` */
             400: {
                 headers: {
@@ -2450,7 +4271,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `forbidden`: the room is not public or guest access is off */
+            /** @description `forbidden`: the room is not public or guest access is off, `banned`, `room_locked` */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2459,7 +4280,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `room_not_found` */
+            /** @description `room_not_found`, `invite_not_found` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2470,6 +4291,15 @@ export interface operations {
             };
             /** @description `room_full` */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `invite_expired`, `invite_used_up`, `invite_revoked`, `invite_withdrawn` */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2647,6 +4477,567 @@ export interface operations {
             };
         };
     };
+    list_bans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bans */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bans"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ban: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+                /** @description Participant identity */
+                identity: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Already banned */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BanAnswer"];
+                };
+            };
+            /** @description Banned */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BanAnswer"];
+                };
+            };
+            /** @description `cannot_ban_self`, `invalid_identity` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting, `cannot_ban_manager` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    unban: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+                /** @description Participant identity */
+                identity: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Lifted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `not_banned` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    end: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ended"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    hands: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The raised hands */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Hands"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: neither in the meeting nor running it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    hand: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+                /** @description Participant identity */
+                identity: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Hand"];
+            };
+        };
+        responses: {
+            /** @description The hand now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HandAnswer"];
+                };
+            };
+            /** @description `livekit_invalid_argument`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: someone else's hand, which only the meeting's managers may lower */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `participant_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_invites: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The invites */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Invites"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not a manager of the room */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_invite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewInvite"];
+            };
+        };
+        responses: {
+            /** @description Created; the secret is shown only now */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewInviteAnswer"];
+                };
+            };
+            /** @description `invalid_invite`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not a manager of the room */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_invite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+                /** @description Invite id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked (or already revoked) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not a manager of the room */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `invite_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     kick: {
         parameters: {
             query?: never;
@@ -2690,6 +5081,399 @@ export interface operations {
             };
             /** @description `room_not_found`, `participant_not_found` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_lobby: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Who waits */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Waiting"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    admit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Pick"];
+            };
+        };
+        responses: {
+            /** @description Who was let in */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Admitted"];
+                };
+            };
+            /** @description `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `not_waiting` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deny: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Pick"];
+            };
+        };
+        responses: {
+            /** @description Who was turned away */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Denied"];
+                };
+            };
+            /** @description `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `not_waiting` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    lobby_events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-sent `lobby` events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    lobby_wait: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-sent `status` events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description `unauthorized`: join the room first, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    lock: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Lock"];
+            };
+        };
+        responses: {
+            /** @description The lock now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Lock"];
+                };
+            };
+            /** @description `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3338,6 +6122,263 @@ export interface operations {
             };
             /** @description `unsupported_media_type` */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error`: the running meeting could not be told */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    promote: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+                /** @description Participant identity */
+                identity: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The participant's right to speak now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpeakerAnswer"];
+                };
+            };
+            /** @description `livekit_invalid_argument` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `participant_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `stage_off`: the room is not a stage, `is_manager`: managers always speak */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    demote: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+                /** @description Participant identity */
+                identity: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The participant's right to speak now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpeakerAnswer"];
+                };
+            };
+            /** @description `livekit_invalid_argument` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `participant_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `stage_off`: the room is not a stage, `is_manager`: managers always speak */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    spotlight: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Spotlight"];
+            };
+        };
+        responses: {
+            /** @description The spotlight now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpotlightAnswer"];
+                };
+            };
+            /** @description `livekit_invalid_argument`, `invalid_json`, `invalid_request` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: does not run the meeting */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `participant_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

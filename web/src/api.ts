@@ -11,9 +11,23 @@ export type Role = Schemas["Role"];
 export type JoinRole = Schemas["JoinRole"];
 export type User = Schemas["UserView"];
 export type Info = Schemas["Info"];
+/** An OpenID Connect provider: one sign-in button. */
+export type SsoProvider = Schemas["OidcButton"];
+export type Passkey = Schemas["PasskeyView"];
+/** A WebAuthn challenge from bedrud: the browser's options (binary fields in base64url) and the ceremony to send back. */
+export type Ceremony = Schemas["CeremonyAnswer"];
 export type RoomSettings = Schemas["RoomSettings"];
 export type Room = Schemas["RoomView"];
 export type Join = Schemas["JoinAnswer"];
+/** A join that ended in the lobby (HTTP 202): no token until a host admits the person. */
+export type Waiting = Schemas["LobbyAnswer"];
+export type InviteRole = Schemas["InviteRole"];
+export type Invite = Schemas["InviteView"];
+/** Someone waiting in a room's lobby. */
+export type LobbyEntry = Schemas["LobbyEntry"];
+/** Where the caller stands in a lobby. */
+export type LobbyPlace = Schemas["Place"];
+export type Ban = Schemas["Ban"];
 export type Track = Schemas["TrackInfo"];
 export type Participant = Schemas["Participant"];
 export type HistoryEntry = Schemas["HistoryEntry"];
@@ -66,6 +80,40 @@ async function call<T>(method: Method, path: string, body?: unknown): Promise<T>
 const enc = encodeURIComponent;
 const room = (name: string) => `/api/room/${enc(name)}`;
 
+/**
+ * Follows a server-sent event stream of bedrud: `onData` gets the JSON of each `event` event,
+ * `onLive` whether the stream is connected. The browser reconnects by itself while it can;
+ * when it gives up, the stream is opened again after 5 s. Returns a stop function.
+ */
+function follow<T>(url: string, event: string, onData: (data: T) => void, onLive: (live: boolean) => void = () => undefined): () => void {
+  let stopped = false;
+  let source: EventSource | null = null;
+  const open = () => {
+    if (stopped) return;
+    source = new EventSource(url);
+    source.addEventListener(event, (e) => {
+      onLive(true);
+      try {
+        onData(JSON.parse((e as MessageEvent<string>).data) as T);
+      } catch {
+        /* a malformed event is skipped; the next one repeats the whole state */
+      }
+    });
+    source.onerror = () => {
+      onLive(false);
+      if (source?.readyState === EventSource.CLOSED) {
+        source = null;
+        window.setTimeout(open, 5000);
+      }
+    };
+  };
+  open();
+  return () => {
+    stopped = true;
+    source?.close();
+  };
+}
+
 export const api = {
   info: () => call<Info>("GET", "/api/info"),
   me: () => call<{ user: User }>("GET", "/api/auth/me").then((r) => r.user),
@@ -79,6 +127,27 @@ export const api = {
     call<{ expiresAt: number; user: User }>("POST", "/api/setup", { token, username, password, session: "cookie" }).then((r) => r.user),
   logout: () => call<void>("POST", "/api/auth/logout"),
   changePassword: (currentPassword: string, newPassword: string) => call<unknown>("PUT", "/api/auth/password", { currentPassword, newPassword }),
+  /** Where the browser goes to sign in with an OpenID provider (a navigation, not a fetch). */
+  ssoStart: (provider: string, next: string) => `/api/auth/oidc/${enc(provider)}/start?next=${enc(next)}`,
+  forgotPassword: (email: string, lang: string) => call<void>("POST", "/api/auth/password/forgot", { email, lang }),
+  resetPassword: (token: string, newPassword: string) => call<{ user: User }>("POST", "/api/auth/password/reset", { token, newPassword }).then((r) => r.user),
+
+  email: {
+    set: (email: string, lang: string) => call<{ user: User; verificationSent: boolean }>("PUT", "/api/auth/email", { email, lang }),
+    resend: (lang: string) => call<void>("POST", "/api/auth/email/resend", { lang }),
+    verify: (token: string) => call<{ user: User }>("POST", "/api/auth/email/verify", { token }).then((r) => r.user),
+  },
+
+  passkeys: {
+    list: () => call<{ passkeys: Passkey[] }>("GET", "/api/auth/passkeys").then((r) => r.passkeys),
+    options: () => call<Ceremony>("POST", "/api/auth/passkeys/options"),
+    register: (ceremony: string, name: string, credential: unknown) =>
+      call<{ passkey: Passkey }>("POST", "/api/auth/passkeys", { ceremony, name, credential }).then((r) => r.passkey),
+    remove: (id: string) => call<void>("DELETE", `/api/auth/passkeys/${enc(id)}`),
+    signInOptions: (username: string) => call<Ceremony>("POST", "/api/auth/passkey/options", { username }),
+    signIn: (ceremony: string, credential: unknown) =>
+      call<{ user: User }>("POST", "/api/auth/passkey/login", { ceremony, credential, session: "cookie" }).then((r) => r.user),
+  },
 
   rooms: {
     list: (after?: string, limit = 50) =>
@@ -89,12 +158,39 @@ export const api = {
     update: (name: string, patch: Partial<RoomSettings>) => call<{ room: Room }>("PUT", `${room(name)}/settings`, patch).then((r) => r.room),
     addModerator: (name: string, user: string) => call<void>("POST", `${room(name)}/moderators/${enc(user)}`),
     removeModerator: (name: string, user: string) => call<void>("DELETE", `${room(name)}/moderators/${enc(user)}`),
-    join: (name: string, displayName?: string) => call<Join>("POST", "/api/room/join", { room: name, name: displayName || undefined, session: "cookie" }),
+    /** A token (`Join`), or a place in the lobby (`Waiting`, HTTP 202). */
+    join: (name: string, displayName?: string, invite?: string) =>
+      call<Join | Waiting>("POST", "/api/room/join", { room: name, name: displayName || undefined, session: "cookie", invite: invite || undefined }),
     participants: (name: string) => call<{ participants: Participant[] }>("GET", `${room(name)}/participants`).then((r) => r.participants),
     kick: (name: string, identity: string) => call<unknown>("POST", `${room(name)}/kick/${enc(identity)}`),
     mute: (name: string, identity: string, source: Source, muted = true) => call<unknown>("POST", `${room(name)}/mute/${enc(identity)}`, { source, muted }),
     permissions: (name: string, identity: string, p: { canPublish?: boolean; canPublishData?: boolean; canSubscribe?: boolean }) =>
       call<unknown>("PUT", `${room(name)}/permissions/${enc(identity)}`, p),
+
+    invites: (name: string) => call<{ invites: Invite[] }>("GET", `${room(name)}/invites`).then((r) => r.invites),
+    /** The answer's `token` (the link's secret) is shown once; bedrud keeps only its hash. */
+    createInvite: (name: string, opts: { role: InviteRole; expiresIn: number; maxUses?: number }) =>
+      call<Schemas["NewInviteAnswer"]>("POST", `${room(name)}/invites`, opts),
+    revokeInvite: (name: string, id: string) => call<void>("DELETE", `${room(name)}/invites/${enc(id)}`),
+    checkInvite: (token: string) => call<Schemas["InviteCheckAnswer"]>("POST", "/api/invite/check", { token }).then((r) => r.invite),
+
+    lobby: (name: string) => call<Schemas["Waiting"]>("GET", `${room(name)}/lobby`).then((r) => r.waiting),
+    admit: (name: string, who: string | "all") => call<Schemas["Admitted"]>("POST", `${room(name)}/lobby/admit`, who === "all" ? { all: true } : { identity: who }),
+    deny: (name: string, who: string | "all") => call<Schemas["Denied"]>("POST", `${room(name)}/lobby/deny`, who === "all" ? { all: true } : { identity: who }),
+    /** Managers: the lobby's list, live. */
+    watchLobby: (name: string, onList: (waiting: LobbyEntry[]) => void) => follow<Schemas["Waiting"]>(`${room(name)}/lobby/events`, "lobby", (d) => onList(d.waiting)),
+    /** The caller's own place in the lobby, live. */
+    waitInLobby: (name: string, onPlace: (p: LobbyPlace) => void, onLive?: (live: boolean) => void) => follow<LobbyPlace>(`${room(name)}/lobby/wait`, "status", onPlace, onLive),
+
+    lock: (name: string, locked: boolean) => call<{ locked: boolean }>("PUT", `${room(name)}/lock`, { locked }),
+    bans: (name: string) => call<{ bans: Ban[] }>("GET", `${room(name)}/bans`).then((r) => r.bans),
+    ban: (name: string, identity: string) => call<{ ban: Ban }>("POST", `${room(name)}/bans/${enc(identity)}`, {}),
+    unban: (name: string, identity: string) => call<void>("DELETE", `${room(name)}/bans/${enc(identity)}`),
+    end: (name: string) => call<Schemas["Ended"]>("POST", `${room(name)}/end`, {}),
+    hand: (name: string, identity: string, raised: boolean) => call<Schemas["HandAnswer"]>("PUT", `${room(name)}/hands/${enc(identity)}`, { raised }),
+    promote: (name: string, identity: string) => call<Schemas["SpeakerAnswer"]>("PUT", `${room(name)}/speakers/${enc(identity)}`, {}),
+    demote: (name: string, identity: string) => call<Schemas["SpeakerAnswer"]>("DELETE", `${room(name)}/speakers/${enc(identity)}`),
+    spotlight: (name: string, identity: string | null) => call<{ spotlight: string | null }>("PUT", `${room(name)}/spotlight`, { identity }),
   },
 
   admin: {
@@ -111,46 +207,21 @@ export const api = {
      * drops, the overview is polled every 5 s until the stream is back. Returns a stop function.
      */
     watch(onOverview: (o: Overview) => void, onLive: (live: boolean) => void): () => void {
-      let stopped = false;
-      let source: EventSource | null = null;
       let poll: number | undefined;
-      const startPolling = () => {
-        if (poll !== undefined || stopped) return;
-        const tick = () => api.admin.overview().then(onOverview, () => undefined);
-        tick();
-        poll = window.setInterval(tick, 5000);
-      };
       const stopPolling = () => {
         if (poll !== undefined) window.clearInterval(poll);
         poll = undefined;
       };
-      const open = () => {
-        if (stopped) return;
-        source = new EventSource("/api/admin/events");
-        source.addEventListener("overview", (e) => {
-          stopPolling();
-          onLive(true);
-          try {
-            onOverview(JSON.parse((e as MessageEvent<string>).data) as Overview);
-          } catch {
-            /* a malformed event is skipped; the next one comes within 5 s */
-          }
-        });
-        source.onerror = () => {
-          onLive(false);
-          // EventSource retries by itself while the connection is CONNECTING; poll meanwhile,
-          // and reopen it when the browser gave up (CLOSED).
-          startPolling();
-          if (source?.readyState === EventSource.CLOSED) {
-            source = null;
-            window.setTimeout(open, 5000);
-          }
-        };
-      };
-      open();
+      const stopStream = follow<Overview>("/api/admin/events", "overview", onOverview, (live) => {
+        onLive(live);
+        if (live) return stopPolling();
+        if (poll !== undefined) return;
+        const tick = () => api.admin.overview().then(onOverview, () => undefined);
+        tick();
+        poll = window.setInterval(tick, 5000);
+      });
       return () => {
-        stopped = true;
-        source?.close();
+        stopStream();
         stopPolling();
       };
     },

@@ -18,7 +18,18 @@ import { api, type Join } from "./api";
 
 export type Status = "connecting" | "connected" | "reconnecting" | "ended";
 export type EndReason = "left" | "removed" | "room_deleted" | "disconnected";
-export type Notice = "mutedByHost" | "camMutedByHost" | "publishRevoked" | "publishRestored" | "chatRefused";
+export type Notice = "mutedByHost" | "camMutedByHost" | "publishRevoked" | "publishRestored" | "chatRefused" | "handLowered" | "onStage" | "offStage";
+
+/** What bedrud keeps in the LiveKit room's metadata; only bedrud can change it. */
+export interface RoomMeta {
+  locked: boolean;
+  spotlight: string | null;
+  lobby: boolean;
+  stage: boolean;
+}
+
+/** The participant attribute bedrud sets for a raised hand: when it went up (Unix ms). */
+const HAND = "hand";
 
 export interface ChatMessage {
   id: string;
@@ -33,7 +44,7 @@ export interface ChatMessage {
 const PROTO_SOURCE: Record<string, number> = { camera: 1, microphone: 2, screen_share: 3, screen_share_audio: 4 };
 const CHAT_TOPIC = "chat";
 
-type Listener = (what: "change" | "notice" | "chat", detail?: unknown) => void;
+type Listener = (what: "change" | "notice" | "chat" | "hand", detail?: unknown) => void;
 
 export class Call {
   readonly room: Room;
@@ -47,11 +58,17 @@ export class Call {
   /** Sources the user just muted themselves: a mute that is not here came from the host. */
   private selfMuting = new Set<string>();
   private canPublishBefore = true;
+  /** The user just lowered their own hand: a lowering that is not this came from a host. */
+  private selfLowering = false;
+  private handBefore = false;
+  /** The invite link's secret this person came with, for joining again. */
+  private readonly invite?: string;
   /** While `connect` runs, a failed attempt's `Disconnected` does not end the call. */
   private connecting = false;
 
-  constructor(join: Join, devices: { videoinput?: string; audioinput?: string } = {}) {
+  constructor(join: Join, devices: { videoinput?: string; audioinput?: string } = {}, invite?: string) {
     this.join = join;
+    this.invite = invite;
     this.room = new Room({
       adaptiveStream: true,
       dynacast: true,
@@ -67,7 +84,7 @@ export class Call {
     return () => this.listeners.delete(f);
   }
 
-  private emit(what: "change" | "notice" | "chat", detail?: unknown): void {
+  private emit(what: "change" | "notice" | "chat" | "hand", detail?: unknown): void {
     for (const f of this.listeners) f(what, detail);
   }
 
@@ -89,6 +106,7 @@ export class Call {
       RoomEvent.AudioPlaybackStatusChanged,
       RoomEvent.ActiveDeviceChanged,
       RoomEvent.MediaDevicesChanged,
+      RoomEvent.RoomMetadataChanged,
     ] as const) {
       r.on(ev, changed);
     }
@@ -108,9 +126,22 @@ export class Call {
     r.on(RoomEvent.ParticipantPermissionsChanged, (_prev, p: Participant) => {
       if (p === r.localParticipant) {
         const now = this.canPublish();
-        if (this.canPublishBefore && !now) this.emit("notice", "publishRevoked" satisfies Notice);
-        if (!this.canPublishBefore && now) this.emit("notice", "publishRestored" satisfies Notice);
+        const stage = this.meta().stage;
+        if (this.canPublishBefore && !now) this.emit("notice", (stage ? "offStage" : "publishRevoked") satisfies Notice);
+        if (!this.canPublishBefore && now) this.emit("notice", (stage ? "onStage" : "publishRestored") satisfies Notice);
         this.canPublishBefore = now;
+      }
+      changed();
+    });
+    r.on(RoomEvent.ParticipantAttributesChanged, (changedAttrs: Record<string, string>, p: Participant) => {
+      // Someone else's hand went up: `hand` with their name.
+      if (p !== r.localParticipant && changedAttrs[HAND]) this.emit("hand", p.name || p.identity);
+      if (p === r.localParticipant) {
+        const up = this.handRaisedAt(p) !== null;
+        // Let the permission of the same update land first: a promotion also lowers the hand.
+        if (this.handBefore && !up && !this.selfLowering) window.setTimeout(() => !(this.meta().stage && this.canPublish()) && this.emit("notice", "handLowered" satisfies Notice), 0);
+        if (!up) this.selfLowering = false;
+        this.handBefore = up;
       }
       changed();
     });
@@ -162,7 +193,9 @@ export class Call {
       await this.room.connect(this.join.url, this.join.token);
     } catch (e) {
       if (!(e instanceof ConnectionError && e.reason === ConnectionErrorReason.NotAllowed)) throw e;
-      this.join = await api.rooms.join(this.join.room, displayName);
+      const again = await api.rooms.join(this.join.room, displayName, this.invite);
+      if (!("token" in again)) throw e;
+      this.join = again;
       await this.room.connect(this.join.url, this.join.token);
     } finally {
       this.connecting = false;
@@ -181,13 +214,14 @@ export class Call {
   }
 
   canPublish(): boolean {
-    return this.room.localParticipant.permissions?.canPublish ?? true;
+    return this.room.localParticipant.permissions?.canPublish ?? this.join.canPublish !== false;
   }
 
   /** Whether the token's grant (as LiveKit holds it now) lets this participant publish `source`. */
   mayPublish(source: Track.Source): boolean {
     const perm = this.room.localParticipant.permissions;
-    if (!perm) return true;
+    // Until LiveKit has said, the join answer does (false for the audience of a stage).
+    if (!perm) return this.join.canPublish !== false;
     if (!perm.canPublish) return false;
     const allowed = perm.canPublishSources ?? [];
     return allowed.length === 0 || allowed.includes(PROTO_SOURCE[source] as never);
@@ -199,6 +233,40 @@ export class Call {
 
   isManager(): boolean {
     return this.join.role === "owner" || this.join.role === "admin" || this.join.role === "moderator";
+  }
+
+  /** bedrud's room metadata: lock, spotlight, lobby, stage (defaults until the first arrives). */
+  meta(): RoomMeta {
+    try {
+      const m = JSON.parse(this.room.metadata || "{}") as Partial<RoomMeta>;
+      return { locked: m.locked === true, spotlight: typeof m.spotlight === "string" ? m.spotlight : null, lobby: m.lobby === true, stage: m.stage === true };
+    } catch {
+      return { locked: false, spotlight: null, lobby: false, stage: false };
+    }
+  }
+
+  /** When `p` raised their hand (Unix ms), or null. */
+  handRaisedAt(p: Participant): number | null {
+    const v = Number(p.attributes?.[HAND]);
+    return Number.isFinite(v) && v > 0 ? v : null;
+  }
+
+  /** Raised hands, first up first. */
+  hands(): Participant[] {
+    return this.participants()
+      .filter((p) => this.handRaisedAt(p) !== null)
+      .sort((a, b) => (this.handRaisedAt(a) ?? 0) - (this.handRaisedAt(b) ?? 0));
+  }
+
+  /** Raises or lowers this person's hand; bedrud sets the attribute everyone sees. */
+  async setHand(up: boolean): Promise<void> {
+    if (!up) this.selfLowering = true;
+    await api.rooms.hand(this.join.room, this.join.identity, up);
+  }
+
+  /** The participant with this identity, if in the meeting. */
+  byIdentity(identity: string): Participant | undefined {
+    return identity === this.room.localParticipant.identity ? this.room.localParticipant : this.room.remoteParticipants.get(identity);
   }
 
   micOn(): boolean {

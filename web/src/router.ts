@@ -4,7 +4,7 @@
 import type { Info, User } from "./api";
 
 export const session: { info: Info; user: User | null } = {
-  info: { version: "", registration: false, guestJoin: false },
+  info: { version: "", registration: false, guestJoin: false, oidc: [], passkeys: false, mail: false },
   user: null,
 };
 

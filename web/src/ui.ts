@@ -4,12 +4,26 @@
 import { ApiError, api } from "./api";
 import { h, replace } from "./dom";
 import { LANGS, lang, setLang, t } from "./i18n";
+import type { Key } from "./locales/en";
 import { icon, type IconName } from "./icons";
 import { navigate, session } from "./router";
 
-/** The message to show for a failed API call: bedrud's own message when it sent one. */
+/** Refusals a visitor meets on the way into a meeting, said in their language. */
+const KNOWN: Record<string, Key> = {
+  banned: "error.banned",
+  room_locked: "error.roomLocked",
+  room_full: "error.roomFull",
+  invite_expired: "error.inviteExpired",
+  invite_used_up: "error.inviteUsedUp",
+  invite_revoked: "error.inviteRevoked",
+  invite_withdrawn: "error.inviteWithdrawn",
+  invite_not_found: "error.inviteNotFound",
+};
+
+/** The message to show for a failed API call: bedrud's own message when it sent one (or, for
+ * the refusals above, the same in the visitor's language). */
 export function errorText(e: unknown): string {
-  if (e instanceof ApiError) return e.code === "network" ? t("error.network") : e.message;
+  if (e instanceof ApiError) return e.code === "network" ? t("error.network") : KNOWN[e.code] ? t(KNOWN[e.code]) : e.message;
   return t("error.generic", { message: e instanceof Error ? e.message : String(e) });
 }
 
@@ -35,8 +49,29 @@ export async function busy<T>(btn: HTMLButtonElement, work: () => Promise<T>): P
   }
 }
 
+export type FormError = { el: HTMLElement; show: (msg: string | null) => void };
+
+/**
+ * A form's submit handler: clears `err`, runs `work` with `btn` busy, and shows in `err` the
+ * message `work` returns (a check that failed) or the one `fail` makes of what it threw.
+ */
+export function submitting(btn: HTMLButtonElement, err: FormError, work: () => Promise<string | void>, fail: (e: unknown) => string = errorText): (e: Event) => void {
+  return (e: Event) => {
+    e.preventDefault();
+    err.show(null);
+    void busy(btn, async () => {
+      try {
+        const problem = await work();
+        if (problem) err.show(problem);
+      } catch (x) {
+        err.show(fail(x));
+      }
+    });
+  };
+}
+
 /** The inline error box of a form: role=alert so screen readers announce it. */
-export function formError(): { el: HTMLElement; show: (msg: string | null) => void } {
+export function formError(): FormError {
   const el = h("p", { class: "form-error", role: "alert", hidden: true });
   return {
     el,
@@ -54,7 +89,9 @@ export function toast(message: string, kind: "ok" | "error" | "info" = "ok"): vo
     toastRegion = h("div", { class: "toasts", role: "status", "aria-live": "polite" });
     document.body.appendChild(toastRegion);
   }
-  const el = h("div", { class: `toast toast-${kind}` }, icon(kind === "error" ? "alert" : "check"), h("span", null, message));
+  // The same message again replaces the one still showing rather than stacking a copy.
+  for (const old of toastRegion.querySelectorAll<HTMLElement>(".toast")) if (old.textContent === message) old.remove();
+  const el = h("div", { class: `toast toast-${kind}` }, icon(kind === "error" ? "alert" : kind === "info" ? "bell" : "check"), h("span", null, message));
   toastRegion.appendChild(el);
   window.setTimeout(() => el.classList.add("leaving"), 3500);
   window.setTimeout(() => el.remove(), 4000);
@@ -148,4 +185,70 @@ export function appFrame(active: "home" | "admin" | "account", content: Node[]):
     ),
     h("main", { id: "main", class: "page", tabindex: "-1" }, content),
   );
+}
+
+export interface MenuItem {
+  label: string;
+  icon: IconName;
+  danger?: boolean;
+  run: () => void | Promise<void>;
+}
+
+let closeOpenMenu: (() => void) | null = null;
+
+/**
+ * A button that opens a small menu of actions (`role="menu"`). The menu floats above the page
+ * (fixed, placed at the button), so a redraw of whatever holds the button leaves it open; a
+ * choice, Escape, Tab or a click elsewhere closes it. `items` is read when it opens.
+ */
+export function menuButton(label: string, items: () => MenuItem[], cls = "btn ghost icon-only sm"): HTMLButtonElement {
+  const trigger = h("button", { type: "button", class: cls, "aria-label": label, title: label, "aria-haspopup": "menu", "aria-expanded": "false" }, icon("more"));
+  trigger.addEventListener("click", (e) => {
+    e.stopPropagation();
+    openMenu(trigger, label, items());
+  });
+  return trigger;
+}
+
+function openMenu(trigger: HTMLElement, label: string, items: MenuItem[]): void {
+  closeOpenMenu?.();
+  const buttons = items.map((it) =>
+    h("button", { type: "button", role: "menuitem", class: `menu-item${it.danger ? " danger" : ""}`, tabindex: "-1" }, icon(it.icon, "icon xs"), h("span", null, it.label)),
+  );
+  const menu = h("div", { class: "menu", role: "menu", "aria-label": label }, buttons);
+  (trigger.closest(".meeting") ?? document.body).append(menu);
+  const r = trigger.getBoundingClientRect();
+  const below = r.bottom + 4 + menu.offsetHeight <= window.innerHeight;
+  menu.style.top = `${below ? r.bottom + 4 : Math.max(4, r.top - 4 - menu.offsetHeight)}px`;
+  menu.style.left = `${Math.max(4, Math.min(window.innerWidth - menu.offsetWidth - 4, r.right - menu.offsetWidth))}px`;
+  trigger.setAttribute("aria-expanded", "true");
+  const close = (refocus = false) => {
+    menu.remove();
+    trigger.setAttribute("aria-expanded", "false");
+    document.removeEventListener("click", outside, true);
+    closeOpenMenu = null;
+    if (refocus && trigger.isConnected) trigger.focus();
+  };
+  const outside = (e: Event) => {
+    if (!menu.contains(e.target as Node)) close();
+  };
+  buttons.forEach((b, i) =>
+    b.addEventListener("click", () => {
+      close(true);
+      void items[i].run();
+    }),
+  );
+  menu.addEventListener("keydown", (e) => {
+    const at = buttons.indexOf(document.activeElement as HTMLButtonElement);
+    if (e.key === "Escape" || e.key === "Tab") {
+      e.preventDefault();
+      close(true);
+    } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      buttons[(at + (e.key === "ArrowDown" ? 1 : buttons.length - 1)) % buttons.length]?.focus();
+    }
+  });
+  document.addEventListener("click", outside, true);
+  closeOpenMenu = () => close();
+  buttons[0]?.focus();
 }

@@ -1,9 +1,9 @@
-// Home: my rooms (owned, moderated, public), creating one, its settings and moderators,
-// deleting it, and its invite link.
+// Home: my rooms (owned, moderated, public), creating one, its settings, moderators and bans,
+// deleting it, its link, and its invite links (made, listed, revoked; each secret shown once).
 
-import { api, type Room, type RoomSettings } from "../api";
+import { api, type Invite, type InviteRole, type Room, type RoomSettings } from "../api";
 import { field, h, replace } from "../dom";
-import { t } from "../i18n";
+import { formatTime, t } from "../i18n";
 import { icon } from "../icons";
 import { requireUser, session } from "../router";
 import { appFrame, busy, button, confirmDialog, copyText, dialog, errorText, formError, toast } from "../ui";
@@ -15,6 +15,16 @@ export function inviteLink(room: string): string {
 function canManage(r: Room): boolean {
   const u = session.user;
   return !!u && (u.role === "admin" || r.owner === u.username || r.moderators.includes(u.username));
+}
+
+/** Fills `list` with a row per item `load` returns (`empty` when none), or with its error. */
+async function fillList<T>(list: HTMLElement, load: () => Promise<T[]>, empty: string, row: (item: T) => Node): Promise<void> {
+  try {
+    const items = await load();
+    replace(list, items.length === 0 ? h("li", { class: "muted small" }, empty) : items.map(row));
+  } catch (e) {
+    replace(list, h("li", { class: "form-error", role: "alert" }, errorText(e)));
+  }
 }
 
 export function render(root: HTMLElement): void {
@@ -61,6 +71,8 @@ export function render(root: HTMLElement): void {
     const badges = [
       mine ? h("span", { class: "badge accent" }, t("home.owner")) : r.moderators.includes(me.username) ? h("span", { class: "badge" }, t("home.moderator")) : null,
       h("span", { class: "badge subtle" }, icon(r.settings.public ? "globe" : "lock", "icon xs"), r.settings.public ? t("home.public") : t("home.private")),
+      r.settings.lobby ? h("span", { class: "badge subtle" }, icon("hourglass", "icon xs"), t("home.lobby")) : null,
+      r.settings.stage ? h("span", { class: "badge subtle" }, icon("users", "icon xs"), t("home.stage")) : null,
     ];
     const live = r.liveParticipants > 0;
     return h(
@@ -88,6 +100,7 @@ export function render(root: HTMLElement): void {
             else toast(t("home.copyFailed", { link }), "info");
           },
         }),
+        manage ? button(t("home.invites", { room: r.name }), { icon: "key", iconOnly: true, kind: "ghost", onclick: () => openInvites(r) }) : null,
         manage ? button(t("home.settings", { room: r.name }), { icon: "settings", iconOnly: true, kind: "ghost", onclick: () => openSettings(r) }) : null,
         manage
           ? button(t("home.delete", { room: r.name }), {
@@ -175,6 +188,7 @@ export function render(root: HTMLElement): void {
       );
     drawMods();
     const addMod = button(t("settings.addModerator"), { type: "submit", kind: "secondary", icon: "plus" });
+    const { el: bansBox, draw: drawBans } = bansList(r);
     const d = dialog(
       `${t("settings.title")} · ${r.name}`,
       [
@@ -200,6 +214,8 @@ export function render(root: HTMLElement): void {
             },
           },
           toggle("public", t("settings.public"), t("settings.publicHint")),
+          toggle("lobby", t("settings.lobby"), t("settings.lobbyHint")),
+          toggle("stage", t("settings.stage"), t("settings.stageHint")),
           h("fieldset", { class: "allow" }, h("legend", null, t("settings.allow")), toggle("allowAudio", t("settings.audio")), toggle("allowVideo", t("settings.video")), toggle("allowScreenShare", t("settings.screenShare")), toggle("allowChat", t("settings.chat"))),
           field(t("settings.maxParticipants"), max, t("settings.maxHint")),
           err.el,
@@ -239,9 +255,143 @@ export function render(root: HTMLElement): void {
           ),
           modErr.el,
         ),
+        bansBox,
       ],
       { wide: true },
     );
+    void drawBans();
+  }
+
+  /** The people banned from `r`, each with a button that lifts the ban. */
+  function bansList(r: Room): { el: HTMLElement; draw: () => Promise<void> } {
+    const list = h("ul", { class: "mod-list" });
+    const el = h("section", { class: "mods", "aria-labelledby": "bans-h" }, h("h3", { id: "bans-h" }, t("settings.bans")), h("p", { class: "hint" }, t("settings.bansHint")), list);
+    const draw = (): Promise<void> =>
+      fillList(list, () => api.rooms.bans(r.name), t("settings.noBans"), (b) =>
+        h(
+          "li",
+          null,
+          h("span", { class: "avatar xs", "aria-hidden": "true" }, b.name.slice(0, 1).toUpperCase()),
+          h("span", null, b.name, h("span", { class: "muted small" }, ` · ${b.guest ? t("meeting.guest") : t("settings.account")} · ${formatTime(b.at)}`)),
+          button(t("meeting.unban", { name: b.name }), {
+            icon: "close",
+            iconOnly: true,
+            kind: "ghost",
+            onclick: async () => {
+              try {
+                await api.rooms.unban(r.name, b.identity);
+                toast(t("meeting.unbanned", { name: b.name }));
+                await draw();
+              } catch (e) {
+                toast(errorText(e), "error");
+              }
+            },
+          }),
+        ),
+      );
+    return { el, draw };
+  }
+
+  /** Invite links of `r`: make one (its secret is shown this once), list them, revoke. */
+  function openInvites(r: Room): void {
+    const role = h("select", null, h("option", { value: "participant" }, t("invites.participant")), h("option", { value: "moderator" }, t("invites.moderator")));
+    const expiry = h(
+      "select",
+      null,
+      ([[3600, "invites.hour"], [86400, "invites.day"], [604800, "invites.week"], [2592000, "invites.month"], [0, "invites.never"]] as const).map(([secs, key]) =>
+        h("option", { value: String(secs), selected: secs === 604800 }, t(key)),
+      ),
+    );
+    const uses = h("input", { type: "number", min: "1", max: "100000", inputmode: "numeric", placeholder: t("invites.noLimit") });
+    const err = formError();
+    const made = h("div", { class: "invite-made" });
+    const list = h("ul", { class: "invite-list", "aria-label": t("invites.list") });
+    const submit = button(t("invites.create"), { type: "submit", kind: "primary", icon: "plus" });
+    const statusBadge = (i: Invite) => h("span", { class: `badge ${i.status === "active" ? "ok" : "subtle"}` }, t(`invites.status.${i.status}`));
+    const drawList = (): Promise<void> =>
+      fillList(list, () => api.rooms.invites(r.name), t("invites.none"), (i) =>
+        h(
+          "li",
+          { class: "invite-row", "aria-label": t("invites.rowLabel", { id: i.id }) },
+          h(
+            "div",
+            { class: "invite-info" },
+            h("div", { class: "badges" }, statusBadge(i), h("span", { class: "badge subtle" }, t(i.role === "moderator" ? "invites.moderator" : "invites.participant"))),
+            h(
+              "p",
+              { class: "muted small" },
+              i.maxUses ? t("invites.usesOf", { uses: i.uses, max: i.maxUses }) : t("invites.uses", { uses: i.uses }),
+              " · ",
+              i.expiresAt ? t("invites.expires", { when: formatTime(i.expiresAt) }) : t("invites.noExpiry"),
+              " · ",
+              t("invites.by", { name: i.createdBy }),
+            ),
+          ),
+          i.status === "active" || i.status === "banned"
+            ? button(t("invites.revoke"), {
+                kind: "ghost danger-text sm",
+                attrs: { "aria-label": t("invites.revokeLabel", { id: i.id }) },
+                onclick: async () => {
+                  try {
+                    await api.rooms.revokeInvite(r.name, i.id);
+                    toast(t("invites.revoked"));
+                    await drawList();
+                  } catch (e) {
+                    toast(errorText(e), "error");
+                  }
+                },
+              })
+            : null,
+        ),
+      );
+    const form = h(
+      "form",
+      {
+        class: "form invite-form",
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          err.show(null);
+          void busy(submit, async () => {
+            try {
+              const max = Number(uses.value);
+              const res = await api.rooms.createInvite(r.name, { role: role.value as InviteRole, expiresIn: Number(expiry.value), maxUses: max > 0 ? max : undefined });
+              const link = `${location.origin}${res.path}`;
+              const out = h("input", { readonly: true, value: link, class: "mono", "aria-label": t("invites.newLink") });
+              replace(
+                made,
+                h(
+                  "div",
+                  { class: "soft-alert invite-secret", role: "status" },
+                  h("p", { class: "strong" }, icon("key", "icon xs"), t("invites.once")),
+                  h(
+                    "div",
+                    { class: "create-row" },
+                    out,
+                    button(t("invites.copy"), {
+                      icon: "copy",
+                      kind: "secondary",
+                      onclick: async () => {
+                        if (await copyText(link)) toast(t("invites.copied"));
+                        else toast(t("home.copyFailed", { link }), "info");
+                      },
+                    }),
+                  ),
+                ),
+              );
+              out.select();
+              await drawList();
+            } catch (e) {
+              err.show(errorText(e));
+            }
+          });
+        },
+      },
+      h("div", { class: "form-row three" }, field(t("invites.role"), role), field(t("invites.expiry"), expiry), field(t("invites.maxUses"), uses)),
+      err.el,
+      h("div", { class: "actions" }, submit),
+    );
+    dialog(`${t("invites.title")} · ${r.name}`, [h("p", { class: "hint" }, t("invites.hint")), form, made, h("hr"), h("h3", null, t("invites.list")), list], { wide: true });
+    void drawList();
   }
 
   root.append(

@@ -1,9 +1,10 @@
 // Pre-join: display name, camera and microphone with a live preview and a level meter, join
-// with either off. Guests join by name when the server and the room allow it; otherwise the
-// page says why and offers sign-in.
+// with either off. Guests join by name when the server and the room allow it, or through an
+// invite link (`?invite=`); otherwise the page says why and offers sign-in. In a room with a
+// lobby, a guest waits here (camera preview still on) until a host lets them in.
 
 import { createAudioAnalyser, createLocalAudioTrack, createLocalVideoTrack, type LocalAudioTrack, type LocalTrack, type LocalVideoTrack, Room } from "livekit-client";
-import { ApiError, api } from "../api";
+import { ApiError, api, type Join, type LobbyPlace, type Waiting } from "../api";
 import { field, h, initials, replace } from "../dom";
 import { t } from "../i18n";
 import { icon } from "../icons";
@@ -31,10 +32,14 @@ function signInBox(room: string, message: string): HTMLElement {
   );
 }
 
+/** Codes of refusals that signing in could overcome (others, like a ban, it would not). */
+const SIGN_IN_HELPS = new Set(["unauthorized", "forbidden"]);
+
 export function render(root: HTMLElement, params: Record<string, string>): () => void {
   const room = params.room;
   const user = session.user;
-  if (!user && !session.info.guestJoin) {
+  const invite = new URLSearchParams(location.search).get("invite") ?? undefined;
+  if (!user && !session.info.guestJoin && !invite) {
     root.append(shell([h("section", { class: "card prejoin-card single" }, h("h1", null, t("prejoin.room", { room })), signInBox(room, t("prejoin.guestOff")))]));
     return () => undefined;
   }
@@ -48,6 +53,7 @@ export function render(root: HTMLElement, params: Record<string, string>): () =>
   let handedOver = false;
   let meetingCleanup: (() => void) | null = null;
   let closed = false;
+  let stopWaiting: (() => void) | null = null;
 
   const preview = h("video", { class: "preview-video", autoplay: true, muted: true, playsinline: true, "aria-label": t("prejoin.camera") });
   const placeholder = h("div", { class: "preview-off" }, h("div", { class: "avatar xl" }, initials(user?.username ?? "?")), h("p", null, t("prejoin.noCamera")));
@@ -66,6 +72,7 @@ export function render(root: HTMLElement, params: Record<string, string>): () =>
   })();
   const nameInput = h("input", { name: "display-name", autocomplete: "nickname", maxlength: "64", value: user ? user.username : stored, required: !user });
   const notice = h("div", { class: "prejoin-notice" });
+  const invited = h("div", { class: "prejoin-invite" });
   const joinBtn = button(t("prejoin.join"), { type: "submit", kind: "primary block lg", icon: "video" });
 
   const drawButtons = () => {
@@ -176,27 +183,14 @@ export function render(root: HTMLElement, params: Record<string, string>): () =>
                 /* remembered only when storage is on */
               }
             }
-            const join = await api.rooms.join(room, name);
-            const tracks: LocalTrack[] = [];
-            if (camWanted && video) tracks.push(video);
-            if (micWanted && audio) tracks.push(audio);
-            meterStop?.();
-            meterStop = null;
-            if (!camWanted) video?.stop();
-            if (!micWanted) audio?.stop();
-            handedOver = true;
-            const meeting = await import("./meeting");
-            meetingCleanup = meeting.start(root, join, tracks, name, { ...devices });
+            await knock(name);
           } catch (e) {
-            if (e instanceof ApiError && (e.status === 401 || e.status === 403) && !user) {
-              replace(notice, signInBox(room, e.message || t("prejoin.notPublic")));
-            } else {
-              replace(notice, h("p", { class: "form-error", role: "alert" }, icon("alert"), h("span", null, errorText(e))));
-            }
+            showRefusal(e);
           }
         });
       },
     },
+    invited,
     h("p", { class: "who" }, user ? t("prejoin.signedInAs", { name: user.username }) : t("prejoin.asGuest")),
     field(t("prejoin.name"), nameInput),
     h("div", { class: "device-row" }, h("div", { class: "field" }, h("label", null, icon("video", "icon xs"), t("prejoin.camera")), camSel), h("div", { class: "field" }, h("label", null, icon("mic", "icon xs"), t("prejoin.microphone")), micSel)),
@@ -207,6 +201,102 @@ export function render(root: HTMLElement, params: Record<string, string>): () =>
   camSel.id = "cam-select";
   micSel.id = "mic-select";
   form.querySelectorAll(".device-row label").forEach((l, i) => l.setAttribute("for", i === 0 ? "cam-select" : "mic-select"));
+
+  const showRefusal = (e: unknown) => {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403) && SIGN_IN_HELPS.has(e.code) && !user) {
+      replace(notice, signInBox(room, e.message || t("prejoin.notPublic")));
+    } else {
+      replace(notice, h("p", { class: "form-error", role: "alert" }, icon("alert"), h("span", null, errorText(e))));
+    }
+  };
+
+  /** Starts the meeting with the tracks chosen here. */
+  const enter = async (join: Join, name: string) => {
+    const tracks: LocalTrack[] = [];
+    if (camWanted && video) tracks.push(video);
+    if (micWanted && audio) tracks.push(audio);
+    meterStop?.();
+    meterStop = null;
+    if (!camWanted) video?.stop();
+    if (!micWanted) audio?.stop();
+    handedOver = true;
+    const meeting = await import("./meeting");
+    if (closed) return;
+    meetingCleanup = meeting.start(root, join, tracks, name, { ...devices }, invite);
+  };
+
+  /** Asks to join: straight in, or into the lobby. */
+  const knock = async (name: string) => {
+    const answer = await api.rooms.join(room, name, invite);
+    if ("token" in answer) return enter(answer, name);
+    waitInLobby(answer, name);
+  };
+
+  /** The lobby: the card says where the person stands, live, until a host decides. */
+  const waitInLobby = (w: Waiting, name: string) => {
+    const card = form.closest(".prejoin-card") as HTMLElement;
+    const before = [...card.childNodes];
+    const body = h("div", { class: "lobby-wait", role: "status", "aria-live": "polite" });
+    const leave = () => {
+      stopWaiting?.();
+      stopWaiting = null;
+      card.replaceChildren(...before);
+    };
+    let last: LobbyPlace["status"] = "waiting";
+    const show = (p: LobbyPlace) => {
+      const waiting = p.status === "waiting";
+      const title = {
+        waiting: "lobby.waiting",
+        admitted: "lobby.admitted",
+        denied: "lobby.denied",
+        ended: "lobby.ended",
+        banned: "lobby.banned",
+        gone: "lobby.waiting",
+      }[p.status] as "lobby.waiting";
+      replace(
+        body,
+        h("div", { class: `lobby-icon${p.status === "denied" || p.status === "banned" ? " danger" : ""}`, "aria-hidden": "true" }, waiting ? h("span", { class: "spinner" }) : icon(p.status === "admitted" ? "check" : p.status === "ended" ? "leave" : "ban", "icon lg")),
+        h("h1", null, t(title)),
+        h("p", { class: "muted" }, waiting ? t("lobby.waitingText", { room }) : p.status === "denied" ? t("lobby.deniedText") : p.status === "ended" ? t("lobby.endedText") : p.status === "banned" ? t("lobby.bannedText") : t("lobby.joining")),
+        waiting && p.position ? h("p", { class: "lobby-place" }, t("lobby.position", { position: p.position })) : null,
+        h(
+          "div",
+          { class: "actions center" },
+          p.status === "denied" || p.status === "ended"
+            ? button(t("lobby.askAgain"), { kind: "primary", icon: "refresh", onclick: () => void knock(name).catch((e: unknown) => (leave(), showRefusal(e))) })
+            : null,
+          p.status !== "admitted" ? button(t("lobby.leave"), { kind: "secondary", onclick: leave }) : null,
+        ),
+      );
+    };
+    card.replaceChildren(h("p", { class: "eyebrow" }, t("prejoin.room", { room })), body);
+    show({ status: "waiting", position: w.lobby.position });
+    stopWaiting = api.rooms.waitInLobby(room, (p) => {
+      const was = last;
+      last = p.status;
+      if (p.status === "gone" && was === "waiting") {
+        // The entry went (e.g. bedrud restarted): ask again, keeping the person in line.
+        void knock(name).catch((e: unknown) => (leave(), showRefusal(e)));
+        return;
+      }
+      show(p);
+      if (p.status === "admitted") {
+        stopWaiting?.();
+        stopWaiting = null;
+        void knock(name).catch((e: unknown) => (leave(), showRefusal(e)));
+      }
+    });
+  };
+
+  if (invite) {
+    api.rooms.checkInvite(invite).then(
+      (i) => replace(invited, h("p", { class: "invite-note" }, icon("link", "icon xs"), h("span", null, i.role === "moderator" ? t("prejoin.invitedModerator", { room: i.room }) : t("prejoin.invited", { room: i.room })))),
+      (e: unknown) => {
+        replace(invited, h("p", { class: "form-error", role: "alert" }, icon("alert"), h("span", null, errorText(e))));
+        if (!user) joinBtn.disabled = true;
+      },
+    );
+  }
 
   root.append(
     shell([
@@ -234,6 +324,7 @@ export function render(root: HTMLElement, params: Record<string, string>): () =>
 
   return () => {
     closed = true;
+    stopWaiting?.();
     meetingCleanup?.();
     meterStop?.();
     if (!handedOver) {
