@@ -452,7 +452,9 @@ fn doctor_running_daemon_whose_redis_cannot_start() {
     let (code, r) = doctor(&d.config);
     assert_eq!(code, 1, "{r:#}");
     let f = finding(&r, "redis", "fail", "bedrud's redis-server is failed");
-    assert!(f["found"].as_str().unwrap().contains(&port.to_string()), "the port is named: {f}");
+    let found = f["found"].as_str().unwrap();
+    assert!(found.contains(&format!("TCP port {port} is already in use (redis.port)")), "the port is named: {f}");
+    assert_eq!(found.matches("already in use").count(), 1, "the error is said once: {f}");
     assert!(f["fix"].as_str().unwrap().contains("SOURCE=redis"), "{f}");
     finding(&r, "egress", "fail", "the egress worker is");
     finding(&r, "recording", "fail", "not available");

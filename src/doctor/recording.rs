@@ -55,8 +55,13 @@ fn child(check: &str, what: &str, s: &ChildStatus, fix: &str) -> Finding {
     match s.state {
         ChildState::Ready => Finding::ok(check, format!("{what} is running (pid {}, {} restarts)", s.pid.unwrap_or(0), s.restarts)),
         ref st => {
-            let last = s.last_error.as_deref().map(|e| format!(": {}", e.replace('\n', " "))).unwrap_or_default();
-            Finding::fail(check, format!("{what} is {st}{last}")).fix(fix).row(rows::RECORDING_NO_WORKER)
+            // A failed or restarting state names its error already.
+            let last = match st {
+                ChildState::Failed { .. } | ChildState::Restarting { .. } => None,
+                _ => s.last_error.as_deref(),
+            };
+            let last = last.map(|e| format!(": {e}")).unwrap_or_default();
+            Finding::fail(check, format!("{what} is {st}{last}").replace('\n', " ")).fix(fix).row(rows::RECORDING_NO_WORKER)
         }
     }
 }

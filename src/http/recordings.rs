@@ -54,7 +54,7 @@ pub(super) struct RecordingList {
 
 /// Starts recording the room (its owner, moderators or an administrator). The body is optional:
 /// an empty one records with the defaults.
-#[utoipa::path(post, path = "/api/room/{name}/recording/start", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(post, path = "/api/room/{name}/recording/start", operation_id = "start_recording", tag = "recording", security(("bearer" = []), ("cookie" = [])),
     params(("name" = String, Path, description = "Room name")),
     request_body = Option<StartRequest>,
     responses(
@@ -85,7 +85,7 @@ async fn start(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<S
 
 /// Stops the room's recording; its file is finished shortly after (status `ending`, then
 /// `complete`).
-#[utoipa::path(post, path = "/api/room/{name}/recording/stop", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(post, path = "/api/room/{name}/recording/stop", operation_id = "stop_recording", tag = "recording", security(("bearer" = []), ("cookie" = [])),
     params(("name" = String, Path, description = "Room name")),
     responses(
         (status = 200, description = "Stop asked", body = RecordingAnswer),
@@ -101,7 +101,7 @@ async fn stop(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<St
 }
 
 /// The room's recordings, newest first.
-#[utoipa::path(get, path = "/api/room/{name}/recordings", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, path = "/api/room/{name}/recordings", operation_id = "list_recordings", tag = "recording", security(("bearer" = []), ("cookie" = [])),
     params(("name" = String, Path, description = "Room name")),
     responses(
         (status = 200, description = "The room's recordings", body = RecordingList),
@@ -133,7 +133,7 @@ async fn visible(st: &SharedState, user: &User, id: &str) -> Result<Recording, A
 }
 
 /// One recording (for its room's managers; administrators also once the room is gone).
-#[utoipa::path(get, path = "/api/recordings/{id}", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, path = "/api/recordings/{id}", operation_id = "show_recording", tag = "recording", security(("bearer" = []), ("cookie" = [])),
     params(("id" = String, Path, description = "Recording id")),
     responses(
         (status = 200, description = "The recording", body = RecordingAnswer),
@@ -146,7 +146,7 @@ async fn show(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<Stri
 }
 
 /// Deletes an ended recording and its file (local or in the storage bucket).
-#[utoipa::path(delete, path = "/api/recordings/{id}", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(delete, path = "/api/recordings/{id}", operation_id = "delete_recording", tag = "recording", security(("bearer" = []), ("cookie" = [])),
     params(("id" = String, Path, description = "Recording id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -166,7 +166,7 @@ async fn remove(State(st): State<SharedState>, auth: AuthUser, Path(id): Path<St
 /// The recording's file: `video/mp4`, or `audio/ogg` for audio-only recordings, as an
 /// attachment. One byte range (`Range: bytes=…`) is served; several are answered with the first.
 /// Recordings kept in a storage bucket redirect to a presigned URL valid for 15 minutes.
-#[utoipa::path(get, path = "/api/recordings/{id}/file", tag = "recording", security(("bearer" = []), ("cookie" = [])),
+#[utoipa::path(get, path = "/api/recordings/{id}/file", operation_id = "recording_file", tag = "recording", security(("bearer" = []), ("cookie" = [])),
     params(
         ("id" = String, Path, description = "Recording id"),
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`, `bytes=1024-` or `bytes=-500`"),

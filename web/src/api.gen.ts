@@ -576,11 +576,11 @@ export interface paths {
             cookie?: never;
         };
         /** One recording (for its room's managers; administrators also once the room is gone). */
-        get: operations["show"];
+        get: operations["show_recording"];
         put?: never;
         post?: never;
         /** Deletes an ended recording and its file (local or in the storage bucket). */
-        delete: operations["remove"];
+        delete: operations["delete_recording"];
         options?: never;
         head?: never;
         patch?: never;
@@ -598,7 +598,7 @@ export interface paths {
          *     attachment. One byte range (`Range: bytes=…`) is served; several are answered with the first.
          *     Recordings kept in a storage bucket redirect to a presigned URL valid for 15 minutes.
          */
-        get: operations["file"];
+        get: operations["recording_file"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1022,7 +1022,7 @@ export interface paths {
          * Starts recording the room (its owner, moderators or an administrator). The body is optional:
          *     an empty one records with the defaults.
          */
-        post: operations["start"];
+        post: operations["start_recording"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1042,7 +1042,7 @@ export interface paths {
          * Stops the room's recording; its file is finished shortly after (status `ending`, then
          *     `complete`).
          */
-        post: operations["stop"];
+        post: operations["stop_recording"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1057,7 +1057,7 @@ export interface paths {
             cookie?: never;
         };
         /** The room's recordings, newest first. */
-        get: operations["list"];
+        get: operations["list_recordings"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3927,7 +3927,7 @@ export interface operations {
             };
         };
     };
-    show: {
+    show_recording: {
         parameters: {
             query?: never;
             header?: never;
@@ -3977,7 +3977,7 @@ export interface operations {
             };
         };
     };
-    remove: {
+    delete_recording: {
         parameters: {
             query?: never;
             header?: never;
@@ -4043,7 +4043,7 @@ export interface operations {
             };
         };
     };
-    file: {
+    recording_file: {
         parameters: {
             query?: never;
             header?: {
@@ -5833,7 +5833,7 @@ export interface operations {
             };
         };
     };
-    start: {
+    start_recording: {
         parameters: {
             query?: never;
             header?: never;
@@ -5932,7 +5932,7 @@ export interface operations {
             };
         };
     };
-    stop: {
+    stop_recording: {
         parameters: {
             query?: never;
             header?: never;
@@ -6000,7 +6000,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    list_recordings: {
         parameters: {
             query?: never;
             header?: never;
