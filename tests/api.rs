@@ -721,7 +721,7 @@ fn mail_verification_and_password_reset() {
     record("POST /api/auth/email/resend", s, &v);
     // The answers are the ones the OpenAPI document describes.
     let (_, doc) = d.get("/api/openapi.json", None);
-    validate_answers(&doc, answers);
+    common::validate_answers(&doc, answers);
 }
 
 /// Joins `room` as the caller of `token` (or as a new guest), through `invite` if given.
@@ -1175,24 +1175,6 @@ fn openapi_document_describes_every_route_and_what_it_answers() {
     assert_eq!(d.get("/api/room/oa-second/lobby", Some(&owner)).1["waiting"], json!([]), "admitted");
     answers.push(json!({ "op": "POST /api/room/{name}/invites", "status": 201, "body": invite }));
     let covered: std::collections::BTreeSet<String> = answers.iter().map(|a| a["op"].as_str().unwrap().to_string()).collect();
-    let report = validate_answers(&doc, answers);
-    eprintln!("{} operations; JSON success answers validated for {} of them: {}", ops.len(), covered.len(), report.trim());
-}
-
-/// Checks recorded answers (`{op, status, body}`) against the document: the status is
-/// documented and a JSON body matches its schema (objects closed). Returns the validator's
-/// summary line.
-fn validate_answers(doc: &serde_json::Value, answers: Vec<serde_json::Value>) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("doc.json"), doc.to_string()).unwrap();
-    std::fs::write(dir.path().join("answers.json"), serde_json::Value::Array(answers).to_string()).unwrap();
-    let out = std::process::Command::new(common::python())
-        .arg(common::repo_root().join("tests/py/validate_openapi.py"))
-        .arg(dir.path().join("doc.json"))
-        .arg(dir.path().join("answers.json"))
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "answers that do not match the document:\n{report}{}", String::from_utf8_lossy(&out.stderr));
-    report
+    let report = common::validate_answers(&doc, answers);
+    eprintln!("{} operations; JSON success answers validated for {} of them: {report}", ops.len(), covered.len());
 }

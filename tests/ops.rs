@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{cli, eventually, Daemon, Opts, API_KEY, API_SECRET};
+use common::daemon::{eventually, Daemon, Opts, API_KEY, API_SECRET};
 use common::external::External;
 use common::{free_port, pebble_binary, tls, wait_for};
 use nix::sys::signal::Signal;
@@ -18,9 +18,26 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// `bedrud doctor --json` for `config`: exit code and the report.
 fn doctor(config: &Path) -> (i32, Value) {
-    let (code, out, err) = cli(config, &["doctor", "--json"], None);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("doctor printed no JSON ({e}):\n{out}\n{err}"));
-    (code, v)
+    doctor_with(config, &[])
+}
+
+/// `bedrud doctor --json` for `config` with `env` set and the recording helpers' search
+/// variables (`BEDRUD_EGRESS_BINARY`, `BEDRUD_REDIS_BINARY`) removed: exit code and the report.
+fn doctor_with(config: &Path, env: &[(&str, &str)]) -> (i32, Value) {
+    let out = Command::new(common::daemon::BIN)
+        .args(["doctor", "--json", "--config"])
+        .arg(config)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("BEDRUD_CONFIG")
+        .env_remove("BEDRUD_EGRESS_BINARY")
+        .env_remove("BEDRUD_REDIS_BINARY")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bedrud doctor");
+    let (text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("doctor printed no JSON ({e}):\n{text}\n{err}"));
+    (out.status.code().unwrap_or(-1), v)
 }
 
 /// The findings of `check`.
@@ -344,6 +361,104 @@ fn doctor_use_external_ip_without_stun() {
     let f = finding(&r, "node-ip", "fail", "no STUN server answers");
     assert!(f["found"].as_str().unwrap().contains("could not resolve external IP"), "{f}");
     assert_eq!(f["seed"], "Media & TURN: Could not resolve external IP on startup (non-Docker)");
+}
+
+/// A config file in a fresh directory: `database.path` there, then `body`.
+fn config_file(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("config.yaml");
+    std::fs::write(&p, format!("database:\n  path: {}/state/bedrud.redb\n{body}", dir.display())).unwrap();
+    p
+}
+
+#[test]
+fn doctor_recording_without_redis_egress_or_their_tools() {
+    // Embedded recording where nothing it needs can be found: redis-server named where there
+    // is none, an egress file that is not executable, a PATH with neither them nor chromium,
+    // Xvfb and pulseaudio, and a runtime directory too long for Chrome's socket.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("bin");
+    std::fs::create_dir(&empty).unwrap();
+    let egress = dir.path().join("egress");
+    std::fs::write(&egress, "#!/bin/sh\n").unwrap();
+    let runtime = dir.path().join("a-runtime-directory-of-more-than-thirty-one-bytes");
+    std::fs::create_dir(&runtime).unwrap();
+    let config = config_file(
+        dir.path(),
+        &format!("recording:\n  enabled: true\n  egressBinary: {}\nredis:\n  binary: {}/nothing/redis-server\n", egress.display(), dir.path().display()),
+    );
+    let (code, r) = doctor_with(&config, &[("PATH", empty.to_str().unwrap()), ("RUNTIME_DIRECTORY", runtime.to_str().unwrap())]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "redis", "fail", "redis-server not found");
+    assert!(f["found"].as_str().unwrap().contains("redis.binary"), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("apt install redis-server"), "{f}");
+    let f = finding(&r, "egress", "fail", "egress not found");
+    assert!(f["found"].as_str().unwrap().contains(&format!("recording.egressBinary ({}): not executable", egress.display())), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("scripts/install-egress"), "{f}");
+    let f = finding(&r, "egress-tools", "fail", "not on PATH: chromium, Xvfb, pulseaudio");
+    assert!(f["fix"].as_str().unwrap().contains("apt install chromium xvfb pulseaudio"), "{f}");
+    let f = finding(&r, "egress-runtime-dir", "fail", "too long for recording");
+    assert!(f["fix"].as_str().unwrap().contains("RUNTIME_DIRECTORY"), "{f}");
+    // No daemon runs, so no `recording` line.
+    assert!(lines(&r, "recording").is_empty(), "{r:#}");
+
+    // Redis named by address where nobody listens.
+    let port = free_port();
+    let config = config_file(dir.path(), &format!("recording:\n  enabled: true\nredis:\n  address: 127.0.0.1:{port}\n"));
+    let (code, r) = doctor(&config);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "redis", "fail", &format!("LiveKit's and egress's Redis at 127.0.0.1:{port}"));
+    assert!(f["seed"].as_str().unwrap_or("").contains("Redis connection fails"), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("redis.address"), "{f}");
+}
+
+#[test]
+fn doctor_cluster_redis_empty_and_gone() {
+    // An external LiveKit (nobody answers it here) whose cluster Redis has no node registered.
+    let redis = common::cluster::Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lk = free_port();
+    let external = |address: &str| {
+        format!("livekit:\n  external: true\n  host: ws://127.0.0.1:{lk}\n  internalHost: http://127.0.0.1:{lk}\n  apiKey: {API_KEY}\n  apiSecret: {API_SECRET}\nredis:\n  address: {address}\n")
+    };
+    let config = config_file(dir.path(), &external(&redis.address()));
+    let (_, r) = doctor(&config);
+    finding(&r, "redis", "ok", &format!("the cluster's Redis at {} answers PING", redis.address()));
+    let f = finding(&r, "cluster", "warn", "no LiveKit node is registered in this Redis");
+    assert!(f["fix"].as_str().unwrap().contains("redis:"), "{f}");
+
+    // The Redis gone: both lines fail.
+    drop(redis);
+    let port = free_port();
+    let config = config_file(dir.path(), &external(&format!("127.0.0.1:{port}")));
+    let (code, r) = doctor(&config);
+    assert_eq!(code, 1, "{r:#}");
+    finding(&r, "redis", "fail", &format!("the cluster's Redis at 127.0.0.1:{port}"));
+    let f = finding(&r, "cluster", "fail", "");
+    assert!(f["seed"].as_str().unwrap_or("").contains("Redis connection fails"), "{f}");
+}
+
+#[test]
+fn doctor_running_daemon_whose_redis_cannot_start() {
+    // Embedded recording, the embedded Redis's port taken by someone else: meetings run,
+    // recording is unavailable, and the running daemon's doctor says why.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let extra = format!(
+        "recording:\n  enabled: true\n  egressBinary: /nonexistent/egress\n  healthPort: {}\n  templatePort: {}\nredis:\n  port: {port}\n",
+        free_port(),
+        free_port()
+    );
+    let d = Daemon::start(Opts { server_extra: extra, env_remove: vec!["BEDRUD_EGRESS_BINARY".into(), "BEDRUD_REDIS_BINARY".into()], ..Default::default() });
+    let (code, r) = doctor(&d.config);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "redis", "fail", "bedrud's redis-server is failed");
+    let found = f["found"].as_str().unwrap();
+    assert!(found.contains(&format!("TCP port {port} is already in use (redis.port)")), "the port is named: {f}");
+    assert_eq!(found.matches("already in use").count(), 1, "the error is said once: {f}");
+    assert!(f["fix"].as_str().unwrap().contains("SOURCE=redis"), "{f}");
+    finding(&r, "egress", "fail", "the egress worker is");
+    finding(&r, "recording", "fail", "not available");
+    drop(holder);
 }
 
 #[test]

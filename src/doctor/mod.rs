@@ -10,13 +10,14 @@
 //! Checks: [`config`] (configuration, livekit-server binary and version, a static LiveKit
 //! config against that version's keys), [`ports`], [`network`] (node IP, STUN), [`tls`]
 //! (certificate, TURN/TLS, ACME), [`livekit`] (API and clock, client URL, webhook round trip,
-//! room timeouts, token lifetime). Redis and egress checks for recording belong in this list
-//! once recording is part of bedrud.
+//! room timeouts, token lifetime), [`recording`] (Redis, the egress worker and what it records
+//! with, storage, the nodes of a LiveKit cluster).
 
 pub mod config;
 pub mod livekit;
 pub mod network;
 pub mod ports;
+pub mod recording;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -71,6 +72,7 @@ pub mod rows {
     const CONN: &str = "Connectivity";
     const MEDIA: &str = "Media & TURN";
     const HOOK: &str = "Webhook & State";
+    const REC: &str = "Recording";
     pub const EXTERNAL_IP_CRASH: Row = Row { table: STARTUP, symptom: "Container crash-loops, logs could not resolve external IP" };
     pub const TURN_DOMAIN: Row = Row { table: STARTUP, symptom: "LiveKit exits with TURN domain required on v1.12+" };
     pub const FIELD_TLS: Row = Row { table: STARTUP, symptom: "field tls not found on startup" };
@@ -89,6 +91,8 @@ pub mod rows {
     pub const STALE: Row = Row { table: HOOK, symptom: "Database shows stale active participants after disconnect" };
     pub const WEBHOOK_BLOCKED: Row = Row { table: HOOK, symptom: "Participants never marked inactive" };
     pub const NOT_CLEANED: Row = Row { table: HOOK, symptom: "Room not cleaned up after all leave" };
+    pub const REDIS_FAILS: Row = Row { table: CONN, symptom: "Redis connection fails in LiveKit logs" };
+    pub const RECORDING_NO_WORKER: Row = Row { table: REC, symptom: "twirp error unauthenticated: permissions denied even with valid API key" };
 }
 
 /// One line of the report.
@@ -267,6 +271,7 @@ pub async fn run(mut ctx: Ctx) -> Report {
     out.extend(probe.findings);
     out.extend(livekit::timeouts(&ctx, probe.room.as_ref()));
     out.extend(livekit::token_ttl(&ctx));
+    out.extend(recording::recording(&ctx).await);
     Report::new(ctx.config_name(), ctx.live.is_some(), out)
 }
 

@@ -142,7 +142,7 @@ pub fn turn(ctx: &Ctx) -> Vec<Finding> {
     }
     let node = nodeip::resolve(c).map(|n| n.ip).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
     let keys = ApiKeys { key: "doctor".into(), secret: "d".repeat(32) };
-    let g = match configgen::generate(&GenInput { config: c, keys: &keys, version: ctx.version.unwrap_or(NEWEST_KNOWN), webhook_url: "http://127.0.0.1/", node_ip: node }) {
+    let g = match configgen::generate(&GenInput { config: c, keys: &keys, version: ctx.version.unwrap_or(NEWEST_KNOWN), webhook_url: "http://127.0.0.1/", node_ip: node, redis: None }) {
         Ok(g) => g,
         Err(e) => return vec![Finding::fail(CHECK, e.to_string())],
     };

@@ -736,6 +736,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(EVENTS)?;
     txn.open_table(EGRESS)?;
     txn.open_table(TOMBSTONES)?;
+    crate::recording::record::create_tables(&txn)?;
     txn.open_table(OIDC_SUBJECTS)?;
     txn.open_table(EMAILS)?;
     txn.open_table(PASSKEYS)?;
