@@ -7,7 +7,7 @@
 //! the control socket, so the live checks (ports held by its own child, the webhook round trip)
 //! see the real system.
 //!
-//! Checks: [`config`] (configuration, livekit-server binary and version, a static LiveKit
+//! Checks: [`config`] (configuration, free disk space for the database, livekit-server binary and version, a static LiveKit
 //! config against that version's keys), [`ports`], [`network`] (node IP, STUN), [`tls`]
 //! (certificate, TURN/TLS, ACME), [`livekit`] (API and clock, client URL, webhook round trip,
 //! room timeouts, token lifetime). Redis and egress checks for recording belong in this list
@@ -254,6 +254,7 @@ pub async fn run(mut ctx: Ctx) -> Report {
     }
     let mut out = Vec::new();
     out.extend(config::config(&ctx));
+    out.extend(config::disk(&ctx));
     out.extend(config::binary(&ctx).await);
     out.extend(config::static_config(&ctx));
     out.extend(ports::ports(&ctx));
