@@ -949,7 +949,9 @@ fn acme_issues_renews_and_turn_tls_follows() {
 
     // The ACME server goes away: the next renewal fails, and doctor says so while the
     // certificate still works.
-    drop(pebble);
+    let mut pebble = pebble;
+    let _ = pebble.pebble.kill();
+    let _ = pebble.pebble.wait();
     eventually(SECS(60), "a failed renewal", || d.log_text().contains("ACME: cannot obtain a certificate for meet.bedrud.test"));
     let (_, r) = doctor(&d.config);
     let f = finding(&r, "acme", "warn", "renewing the certificate for meet.bedrud.test (valid until");
