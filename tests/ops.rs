@@ -252,6 +252,20 @@ fn doctor_external_livekit_without_webhook_and_broken_urls() {
     finding(&r, "room-timeouts", "ok", "departure 20 s (LiveKit's answer for the probe room)");
     finding(&r, "livekit-api", "ok", "answers OK");
 
+    // bedrud holds another secret than LiveKit: its API refuses bedrud's tokens.
+    let wrong = Daemon::start(Opts {
+        external: Some((ext.port, String::new())),
+        env: vec![("BEDRUD_LIVEKIT_API_SECRET".into(), "not-the-secret-livekit-has-0123456789".into())],
+        wait_ready: false,
+        ..Default::default()
+    });
+    eventually(SECS(30), "bedrud ready", || wrong.log_text().contains("bedrud ready"));
+    let (code, r) = doctor(&wrong.config);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "webhook", "fail", "cannot create the probe room");
+    assert!(f["fix"].as_str().unwrap().contains("livekit.apiKey/apiSecret"), "{f}");
+    drop(wrong);
+
     // LiveKit gone: the API line fails with the seed's "LiveKit disconnected".
     ext.stop();
     let (code, r) = doctor(&d.config);
