@@ -50,7 +50,7 @@ pub async fn binary(ctx: &Ctx) -> Vec<Finding> {
         }
     };
     let Some(v) = ctx.version else {
-        let why = binary::version(&path).await.err().map(|e| e.to_string()).unwrap_or_default();
+        let why = ctx.version_error.clone().unwrap_or_default();
         return vec![Finding::fail(CHECK, format!("{} does not report a version: {}", path.display(), first_line(&why)))
             .fix("check that it is livekit-server and executable by the service user, or reinstall it")
             .row(rows::EMBEDDED_NOT_STARTING)];

@@ -212,6 +212,8 @@ pub struct Ctx {
     pub live: Option<Live>,
     /// livekit-server's version (embedded mode, when it could be found and asked).
     pub version: Option<Version>,
+    /// Why asking it for its version failed (the first answer is the one reported).
+    pub version_error: Option<String>,
 }
 
 impl Ctx {
@@ -249,7 +251,10 @@ impl Ctx {
 pub async fn run(mut ctx: Ctx) -> Report {
     if ctx.embedded() {
         if let Ok(path) = crate::livekit::binary::find(&ctx.config) {
-            ctx.version = crate::livekit::binary::version(&path).await.ok();
+            match crate::livekit::binary::version(&path).await {
+                Ok(v) => ctx.version = Some(v),
+                Err(e) => ctx.version_error = Some(e.to_string()),
+            }
         }
     }
     let mut out = Vec::new();
@@ -274,7 +279,7 @@ pub async fn run(mut ctx: Ctx) -> Report {
 /// The report as the running daemon sees it (control socket and admin API).
 pub async fn live(state: &SharedState) -> Report {
     let file = state.runtime.get().and_then(|r| r.config_file.clone());
-    run(Ctx { config: state.config(), file, warnings: Vec::new(), live: Some(Live { state: state.clone() }), version: None }).await
+    run(Ctx { config: state.config(), file, warnings: Vec::new(), live: Some(Live { state: state.clone() }), version: None, version_error: None }).await
 }
 
 /// The report when the configuration itself cannot be loaded: one failing line.
