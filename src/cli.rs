@@ -232,7 +232,7 @@ async fn doctor_report(loaded: Loaded) -> Result<crate::doctor::Report, String> 
             }
         }
     }
-    let ctx = Ctx { config: std::sync::Arc::new(loaded.config), file: loaded.file, warnings: loaded.warnings, live: None, version: None };
+    let ctx = Ctx { config: std::sync::Arc::new(loaded.config), file: loaded.file, warnings: loaded.warnings, live: None, version: None, version_error: None };
     let r = crate::doctor::run(ctx).await;
     let mut checks = r.checks;
     if let Some(n) = note {

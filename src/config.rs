@@ -884,9 +884,11 @@ pub fn env_name(key: &str) -> String {
 }
 
 /// Environment variables that are not config keys but belong to bedrud.
-const ENV_NON_KEYS: [&str; 7] = [
+const ENV_NON_KEYS: [&str; 8] = [
     "BEDRUD_CONFIG",
     "BEDRUD_LOG",
+    // The user the service runs as, for `bedrud doctor` run by root (default `bedrud`).
+    "BEDRUD_SERVICE_USER",
     "BEDRUD_TEST_",
     // The project's scripts' caches and the test harness's.
     "BEDRUD_LIVEKIT_CACHE",

@@ -703,7 +703,7 @@ pub async fn compact_if_worthwhile(store: &Store) -> Result<bool, store::StoreEr
 /// once when it is back; returns whether it is low.
 fn warn_low_disk(store: &Store, was_low: bool) -> bool {
     let Some((free, total)) = store.disk_space() else { return was_low };
-    let low = free < total / 10 || free < 256 * 1024 * 1024;
+    let low = crate::store::disk_low(free, total);
     if low && !was_low {
         tracing::warn!(path = %store.path().display(), free_bytes = free, total_bytes = total, "the database's disk is almost full: writes will be refused when it is");
     } else if !low && was_low {

@@ -7,7 +7,7 @@
 //! the control socket, so the live checks (ports held by its own child, the webhook round trip)
 //! see the real system.
 //!
-//! Checks: [`config`] (configuration, livekit-server binary and version, a static LiveKit
+//! Checks: [`config`] (configuration, free disk space for the database, livekit-server binary and version, a static LiveKit
 //! config against that version's keys), [`ports`], [`network`] (node IP, STUN), [`tls`]
 //! (certificate, TURN/TLS, ACME), [`livekit`] (API and clock, client URL, webhook round trip,
 //! room timeouts, token lifetime), [`recording`] (Redis, the egress worker and what it records
@@ -216,6 +216,8 @@ pub struct Ctx {
     pub live: Option<Live>,
     /// livekit-server's version (embedded mode, when it could be found and asked).
     pub version: Option<Version>,
+    /// Why asking it for its version failed (the first answer is the one reported).
+    pub version_error: Option<String>,
 }
 
 impl Ctx {
@@ -253,11 +255,15 @@ impl Ctx {
 pub async fn run(mut ctx: Ctx) -> Report {
     if ctx.embedded() {
         if let Ok(path) = crate::livekit::binary::find(&ctx.config) {
-            ctx.version = crate::livekit::binary::version(&path).await.ok();
+            match crate::livekit::binary::version(&path).await {
+                Ok(v) => ctx.version = Some(v),
+                Err(e) => ctx.version_error = Some(e.to_string()),
+            }
         }
     }
     let mut out = Vec::new();
     out.extend(config::config(&ctx));
+    out.extend(config::disk(&ctx));
     out.extend(config::binary(&ctx).await);
     out.extend(config::static_config(&ctx));
     out.extend(ports::ports(&ctx));
@@ -278,7 +284,7 @@ pub async fn run(mut ctx: Ctx) -> Report {
 /// The report as the running daemon sees it (control socket and admin API).
 pub async fn live(state: &SharedState) -> Report {
     let file = state.runtime.get().and_then(|r| r.config_file.clone());
-    run(Ctx { config: state.config(), file, warnings: Vec::new(), live: Some(Live { state: state.clone() }), version: None }).await
+    run(Ctx { config: state.config(), file, warnings: Vec::new(), live: Some(Live { state: state.clone() }), version: None, version_error: None }).await
 }
 
 /// The report when the configuration itself cannot be loaded: one failing line.

@@ -416,6 +416,11 @@ impl Store {
     }
 }
 
+/// Whether `free` of `total` bytes is little enough to warn about: under 10% or 256 MiB.
+pub fn disk_low(free: u64, total: u64) -> bool {
+    free < total / 10 || free < 256 * 1024 * 1024
+}
+
 /// Bytes available and total on the filesystem holding `path`.
 pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
     // The file may be a symbolic link onto another filesystem.
