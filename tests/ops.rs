@@ -52,7 +52,6 @@ fn doctor_as(wrapper: &[&str], config: &Path, env: &[(&str, &str)]) -> (i32, Val
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("doctor printed no JSON ({e}):\n{out}\n{}", String::from_utf8_lossy(&o.stderr)));
     (o.status.code().unwrap_or(-1), v)
 }
-}
 
 /// The findings of `check`.
 fn lines<'a>(report: &'a Value, check: &str) -> Vec<&'a Value> {
