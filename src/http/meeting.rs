@@ -22,7 +22,7 @@ use crate::auth::token_key;
 use crate::error::{ApiError, ErrorBody};
 use crate::livekit::client::{source_value, LivekitError};
 use crate::livekit::token::publish_sources;
-use crate::mail::{normalize_email, Lang};
+use crate::mail::Lang;
 use crate::meeting::{self, InviteView, HAND_ATTRIBUTE, MAX_INVITE_SECS, MAX_INVITE_USES};
 use crate::rooms;
 use crate::store::{self, now_ms, Ban, InviteRole, Room, StoreError};
@@ -161,12 +161,9 @@ async fn create_invite(State(st): State<SharedState>, auth: AuthUser, Path(name)
     if r.max_uses.is_some_and(|m| !(1..=MAX_INVITE_USES).contains(&m)) {
         return Err(ApiError::bad_request("invalid_invite", format!("maxUses must be 1 to {MAX_INVITE_USES}; leave it out for no limit")));
     }
-    let email = match r.email.as_deref() {
-        None => None,
-        Some(raw) => Some(normalize_email(raw).ok_or_else(|| ApiError::bad_request("invalid_email", format!("{raw:?} is not an e-mail address")))?),
-    };
+    let email = r.email.as_deref().map(super::mail::email_address).transpose()?;
     let mailer = match email {
-        Some(_) => Some(st.signin.mailer.as_ref().ok_or_else(|| ApiError::not_found("mail_disabled", "this server sends no mail (smtp.host is not set): create the link without an address and share it yourself"))?),
+        Some(_) => Some(super::mail::mailer(&st)?),
         None => None,
     };
     rooms::managed(&st.store, &auth.user, &name).await?;
@@ -182,7 +179,7 @@ async fn create_invite(State(st): State<SharedState>, auth: AuthUser, Path(name)
             tracing::warn!(room = %name, relay = %m.relay, error = %e, "invite mail not sent; the invite is withdrawn");
             let i = invite.clone();
             st.store.write(move |txn| store::invite_remove(txn, &i)).await?;
-            return Err(ApiError::new(StatusCode::BAD_GATEWAY, "mail_failed", format!("the invite mail could not be sent, so no invite was made: {e}")));
+            return Err(super::mail::mail_failed("the invite mail could not be sent, so no invite was made", e));
         }
     }
     tracing::info!(room = %name, invite = %invite.id, role = ?invite.role, by = %auth.user.username, mailed = email.is_some(), "invite created");
