@@ -45,13 +45,17 @@ run: release
 test-env:
 	scripts/install-livekit $(LIVEKIT_VERSION)
 	scripts/install-livekit $(LIVEKIT_OLD_VERSION)
+	scripts/install-egress
 	scripts/install-pebble
 	scripts/setup-test-env
+	scripts/setup-s3-server
 
 test-rust: test-env web
 	BEDRUD_TEST_LIVEKIT="$$(scripts/install-livekit $(LIVEKIT_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_LIVEKIT_OLD="$$(scripts/install-livekit $(LIVEKIT_OLD_VERSION) | tail -n 1)" \
 	BEDRUD_TEST_PYTHON="$$(scripts/setup-test-env | tail -n 1)" \
+	BEDRUD_TEST_EGRESS="$$(scripts/install-egress | tail -n 1)" \
+	BEDRUD_TEST_S3_PYTHON="$$(scripts/setup-s3-server | tail -n 1)" \
 	BEDRUD_TEST_PEBBLE="$$(scripts/install-pebble | tail -n 1)" \
 	$(CARGO) test --release -- --test-threads=2
 

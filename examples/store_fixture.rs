@@ -8,8 +8,8 @@
 //! `weekly-sync` (public, lobby and stage on, locked, `alice` in the spotlight, `bob`
 //! moderates) and `board-room`; invites, lobby and stage attendees, a ban, a session, a mailed
 //! link, two closed and one open participant-history rows, a LiveKit room session, a webhook
-//! event, a tombstone and an egress record. Times are fixed so the file is the same every run
-//! (but for Argon2 salts and UUIDs).
+//! event, a tombstone, an egress record and two recordings (one complete, one failed). Times
+//! are fixed so the file is the same every run (but for Argon2 salts and UUIDs).
 
 use std::path::PathBuf;
 
@@ -128,6 +128,26 @@ fn main() {
         event_mark(txn, "EV_fixture1", t0 + 100)?;
         tombstone_put(txn, "left:PA_alice1", t0 + 200)?;
         egress_put(txn, "EG_fixture1", br#"{"egressId":"EG_fixture1","roomName":"weekly-sync","status":"EGRESS_COMPLETE"}"#)?;
+        use bedrud::recording::record::{self, Recording, Status};
+        record::put(txn, &Recording {
+            id: "rec_fixture1".into(),
+            egress_id: Some("EG_fixture1".into()),
+            status: Status::Complete,
+            started_at: Some(t0 + 95),
+            ended_at: Some(t0 + 195),
+            file: Some("/var/lib/bedrud/recordings/rec_fixture1.mp4".into()),
+            size: Some(1_234_567),
+            duration_ms: Some(100_000),
+            updated_at: t0 + 196,
+            ..Recording::new("weekly-sync", &alice, "speaker", false, t0 + 90)
+        })?;
+        record::put(txn, &Recording {
+            id: "rec_fixture2".into(),
+            status: Status::Failed,
+            error: Some("the recording worker stopped".into()),
+            updated_at: t0 + 300,
+            ..Recording::new("weekly-sync", &admin, "grid", true, t0 + 250)
+        })?;
         Ok(())
     })
     .unwrap();

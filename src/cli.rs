@@ -232,7 +232,7 @@ async fn doctor_report(loaded: Loaded) -> Result<crate::doctor::Report, String> 
             }
         }
     }
-    let ctx = Ctx { config: std::sync::Arc::new(loaded.config), file: loaded.file, warnings: loaded.warnings, live: None, version: None };
+    let ctx = Ctx { config: std::sync::Arc::new(loaded.config), file: loaded.file, warnings: loaded.warnings, live: None, version: None, version_error: None };
     let r = crate::doctor::run(ctx).await;
     let mut checks = r.checks;
     if let Some(n) = note {
@@ -365,7 +365,7 @@ async fn command(cmd: Command, loaded: &Loaded) -> Result<(), String> {
                 Err(_) => None,
             };
             let hook = format!("http://127.0.0.1:{}/api/livekit/webhook", cfg.server.port);
-            let text = configgen::print_config(cfg, &keys, version, &hook, show_secrets).map_err(|e| e.to_string())?;
+            let text = configgen::print_config(cfg, &keys, version, &hook, crate::recording::planned_redis(cfg).as_ref(), show_secrets).map_err(|e| e.to_string())?;
             print!("{text}");
             Ok(())
         }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::recording::config::{RecordingConfig, RedisConfig, S3Config};
+
 /// Where the config file is looked for when neither `--config` nor `BEDRUD_CONFIG` names one.
 pub const DEFAULT_PATHS: [&str; 3] = [
     "/etc/bedrud/config.yaml",
@@ -40,6 +42,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub smtp: SmtpConfig,
     pub logging: LoggingConfig,
+    pub recording: RecordingConfig,
+    pub redis: RedisConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -527,6 +531,12 @@ impl Config {
         if c.livekit.api_secret.is_some() {
             c.livekit.api_secret = Some(REDACTED.into());
         }
+        if c.redis.password.is_some() {
+            c.redis.password = Some(REDACTED.into());
+        }
+        if let Some(s3) = c.recording.s3.as_mut().filter(|s| s.secret.is_some()) {
+            s3.secret = Some(REDACTED.into());
+        }
         // Client secrets and the SMTP password are never serialised (they come from files).
         serde_norway::to_string(&c).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
@@ -874,9 +884,11 @@ pub fn env_name(key: &str) -> String {
 }
 
 /// Environment variables that are not config keys but belong to bedrud.
-const ENV_NON_KEYS: [&str; 7] = [
+const ENV_NON_KEYS: [&str; 8] = [
     "BEDRUD_CONFIG",
     "BEDRUD_LOG",
+    // The user the service runs as, for `bedrud doctor` run by root (default `bedrud`).
+    "BEDRUD_SERVICE_USER",
     "BEDRUD_TEST_",
     // The project's scripts' caches and the test harness's.
     "BEDRUD_LIVEKIT_CACHE",
@@ -1014,6 +1026,14 @@ fn resolve_secrets(
             if tls.key_file.is_none() {
                 tls.key_file = Some(p);
             }
+        }
+    }
+    if let Some(s3) = config.recording.s3.as_mut() {
+        if let Some(f) = s3.secret_file.clone() {
+            if s3.secret.is_some() {
+                return Err(ConfigError::new(source, Some("recording.s3.secretFile"), "both secret and secretFile are set").hint("keep one of them"));
+            }
+            s3.secret = Some(read_secret_file(&f, "recording.s3.secretFile")?);
         }
     }
     if let Some(key) = config.server.tls.as_ref().and_then(|t| t.key_file.clone()) {
@@ -1314,6 +1334,13 @@ fn validate(c: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     if lk.health_failures == 0 {
         return Err(err("livekit.healthFailures", "must be at least 1"));
     }
+    crate::recording::config::validate(&c.recording, &c.redis, lk.is_external()).map_err(|p| {
+        let e = err(p.key, p.message);
+        match p.hint {
+            Some(h) => e.hint(h),
+            None => e,
+        }
+    })?;
     validate_signin(c, warnings)
 }
 

@@ -21,8 +21,10 @@ use crate::http::{self, AppState, SharedState};
 use crate::livekit::status::{LivekitState, LivekitStatus, Mode, StatusRx};
 use crate::livekit::supervisor::{self, LaunchParams, SupervisorHandle};
 use crate::livekit::{configgen, reconciler, ApiKeys};
+use crate::recording::{self, Helpers};
 use crate::setup;
 use crate::store::{self, Store};
+use crate::supervise;
 use crate::systemd::{self, Notifier};
 
 /// A startup failure: the message says what to fix. `code` is the process exit status.
@@ -129,7 +131,8 @@ fn status_line(state: &AppState, api: SocketAddr, lk: &LivekitStatus) -> String 
         Some(f) => format!("; store cannot write: {}", f.message),
         None => String::new(),
     };
-    format!("serving {ip}:{}; {mode}{node}{store}", api.port())
+    let recording = state.recorder.availability(&cfg, lk).status_note();
+    format!("serving {ip}:{}; {mode}{node}{store}{recording}", api.port())
 }
 
 /// SIGTERM, SIGINT and SIGHUP, caught from the start: a stop request while LiveKit starts is
@@ -257,8 +260,23 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
         Err(e) => tracing::warn!(path = %sock.display(), error = %e, "control socket unavailable; the CLI cannot reach this daemon"),
     }
 
+    // Recording's helpers have their own stop signal: they stop in order around LiveKit
+    // (egress before it, Redis after it).
+    let helpers_stop = CancellationToken::new();
+    let mut helpers = Helpers::default();
+    let runtime = supervise::runtime_dir(None);
+    let redis = if mode == Mode::Embedded {
+        helpers.start_redis(&config, &store, &state.recorder, &runtime, &helpers_stop).await
+    } else {
+        None
+    };
+
     // LiveKit.
-    let params = |c: Arc<Config>| LaunchParams::new(c, keys.clone(), hook_url.clone());
+    let params = |c: Arc<Config>| {
+        let mut p = LaunchParams::new(c, keys.clone(), hook_url.clone());
+        p.redis = redis.clone();
+        p
+    };
     let mut supervisor: Option<SupervisorHandle> = None;
     match mode {
         Mode::Embedded => {
@@ -267,6 +285,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
                 Ok(h) => h,
                 Err(e) => {
                     shutdown.cancel();
+                    helpers.stop_redis().await;
                     return Err(Fatal::new(format!("LiveKit cannot start: {e}")));
                 }
             };
@@ -281,6 +300,7 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
                     if let Some(h) = supervisor.take() {
                         h.stop().await;
                     }
+                    helpers.stop_redis().await;
                     shutdown.cancel();
                     return Err(e);
                 }
@@ -292,19 +312,24 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
                 if let Some(h) = supervisor.take() {
                     h.stop().await;
                 }
+                helpers.stop_redis().await;
                 for t in tasks {
                     let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
                 }
                 tracing::info!("stopped");
                 return Ok(());
             }
+            helpers.start_workers(&config, &keys, redis.as_ref(), &state.recorder, &runtime, &helpers_stop);
         }
         Mode::External => {
             tasks.push(supervisor::spawn_external_probe(config.clone(), status_tx.clone(), shutdown.clone()));
         }
     }
-    tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, shutdown.clone()));
+    tasks.push(reconciler::spawn(state.client.clone(), store.clone(), status_rx.clone(), config.livekit.reconcile_interval, state.cluster.clone(), shutdown.clone()));
     tasks.push(spawn_maintenance(state.clone(), shutdown.clone()));
+    if config.recording.enabled {
+        tasks.push(recording::spawn_reconciler(state.recorder.clone(), config.livekit.reconcile_interval, shutdown.clone()));
+    }
     tasks.push(http::spawn_background(state.clone()));
 
     let lk = status_rx.borrow().clone();
@@ -318,10 +343,16 @@ pub async fn run(loaded: Loaded) -> Result<(), Fatal> {
 
     notify.stopping("stopping");
     tracing::info!("stopping");
+    // Recordings end first, while LiveKit and the API (its webhooks) still run.
+    if config.recording.enabled {
+        state.recorder.stop_all(config.recording.stop_timeout).await;
+    }
     shutdown.cancel();
+    helpers.stop_workers().await;
     if let Some(h) = supervisor {
         h.stop().await;
     }
+    helpers.stop_redis().await;
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
     }
@@ -573,6 +604,9 @@ async fn apply_reload<P: Fn(Arc<Config>) -> LaunchParams>(m: &MainLoop<'_, P>, l
     if new.server.port != old.server.port || new.server.bind != old.server.bind || new.database.path != old.database.path {
         notes.push("server.port, server.bind and database.path take effect at the next restart");
     }
+    if new.recording != old.recording || new.redis != old.redis {
+        notes.push("recording and redis settings take effect at the next restart");
+    }
     if new.auth.oidc != old.auth.oidc || new.smtp != old.smtp || new.server.public_url != old.server.public_url || new.auth.passkeys != old.auth.passkeys {
         notes.push("auth.oidc, auth.passkeys, smtp and server.publicUrl take effect at the next restart");
     }
@@ -669,7 +703,7 @@ pub async fn compact_if_worthwhile(store: &Store) -> Result<bool, store::StoreEr
 /// once when it is back; returns whether it is low.
 fn warn_low_disk(store: &Store, was_low: bool) -> bool {
     let Some((free, total)) = store.disk_space() else { return was_low };
-    let low = free < total / 10 || free < 256 * 1024 * 1024;
+    let low = crate::store::disk_low(free, total);
     if low && !was_low {
         tracing::warn!(path = %store.path().display(), free_bytes = free, total_bytes = total, "the database's disk is almost full: writes will be refused when it is");
     } else if !low && was_low {

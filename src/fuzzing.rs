@@ -66,7 +66,7 @@ pub fn livekit_version(data: &[u8]) {
 /// livekit-server's output (JSON log lines, console lines, plain text), through the
 /// supervisor's line handling.
 pub fn livekit_log(data: &[u8]) {
-    crate::livekit::supervisor::fuzz_output(data);
+    crate::supervise::fuzz_output(data);
 }
 
 /// The endpoints that take a JSON body; the first input byte picks one.

@@ -3,10 +3,11 @@
 //! `config` reads settings, `store` keeps state in one redb file, `auth` and `accounts` handle
 //! users and sessions, `oidc`, `passkeys` and `mail` the other ways to sign in and the mail
 //! that goes with them, `rooms` the rooms, `meeting` who gets into a meeting and who speaks,
-//! `http` serves the API, `livekit` talks to and supervises livekit-server, `systemd` speaks
-//! sd_notify, `daemon` wires them together and `cli` is the command line. `acme` obtains
-//! certificates, `setup` makes the first administrator, and `doctor` checks an installation
-//! against the known troubleshooting rows.
+//! `recording` records rooms, `http` serves the API, `livekit` talks to LiveKit and configures
+//! livekit-server, `supervise` runs child processes (livekit-server and the recording's helpers),
+//! `systemd` speaks sd_notify, `daemon` wires them together and `cli` is the command line. `acme`
+//! obtains certificates, `setup` makes the first administrator, and `doctor` checks an
+//! installation against the known troubleshooting rows.
 
 pub mod accounts;
 pub mod acme;
@@ -27,7 +28,10 @@ pub mod meeting;
 pub mod metrics;
 pub mod oidc;
 pub mod passkeys;
+pub mod recording;
+pub mod redis;
 pub mod rooms;
 pub mod setup;
 pub mod store;
+pub mod supervise;
 pub mod systemd;

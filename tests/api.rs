@@ -685,8 +685,34 @@ fn mail_verification_and_password_reset() {
     let (s, v) = d.post("/api/auth/password/forgot", None, json!({ "email": "someone@example.org" }));
     record("POST /api/auth/password/forgot", s, &v);
 
+    // An invite link sent by mail, in the reader's language: it lets one guest into the
+    // private room, then no one. A bad address makes no invite.
+    let alice = d.login("alice", "alice-password-4");
+    d.post("/api/room/create", Some(&alice), json!({ "name": "mailed-room" }));
+    let (s, v) = d.post("/api/room/mailed-room/invites", Some(&alice), json!({ "email": "Guest@Example.org", "maxUses": 1, "lang": "zh" }));
+    assert_eq!((s, v["mailedTo"].as_str()), (201, Some("guest@example.org")), "{v}");
+    record("POST /api/room/{name}/invites", s, &v);
+    let m = smtp.wait_for("guest@example.org", "mailed-room");
+    assert!(m["subject"].as_str().unwrap().contains("邀请"), "{m}");
+    let link = link_in(m["body"].as_str().unwrap(), &format!("{public}/r/mailed-room?invite="));
+    assert_eq!(link, format!("{public}{}", v["path"].as_str().unwrap()));
+    let secret = link.split("invite=").nth(1).unwrap();
+    let (s, g) = join_as(&d, None, "mailed-room", "Gwen", Some(secret));
+    assert_eq!((s, g["role"].as_str()), (200, Some("guest")), "{g}");
+    let (s, g) = join_as(&d, None, "mailed-room", "Hugo", Some(secret));
+    assert_eq!((s, code(&g)), (410, "invite_used_up"), "{g}");
+    let (s, v) = d.post("/api/room/mailed-room/invites", Some(&alice), json!({ "email": "not an address" }));
+    assert_eq!((s, code(&v)), (400, "invalid_email"), "{v}");
+    let invites = |d: &Daemon| d.get("/api/room/mailed-room/invites", Some(&alice)).1["invites"].as_array().unwrap().len();
+    assert_eq!(invites(&d), 1, "the refused request made no invite");
+
     // With the relay gone, sending fails with a clear answer and the address is still kept.
     drop(smtp);
+    let (s, v) = d.post("/api/room/mailed-room/invites", Some(&alice), json!({ "email": "guest@example.org" }));
+    assert_eq!((s, code(&v)), (502, "mail_failed"), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap_or("").contains("no invite was made"), "{v}");
+    record("POST /api/room/{name}/invites", s, &v);
+    assert_eq!(invites(&d), 1, "an invite whose mail failed is withdrawn");
     let (s, v) = d.api("PUT", "/api/auth/email", Some(&bob), Some(json!({ "email": "bob@example.org" })));
     assert_eq!((s, v["verificationSent"].as_bool()), (200, Some(false)), "{v}");
     let (s, v) = d.post("/api/auth/email/resend", Some(&bob), json!({}));
@@ -695,7 +721,7 @@ fn mail_verification_and_password_reset() {
     record("POST /api/auth/email/resend", s, &v);
     // The answers are the ones the OpenAPI document describes.
     let (_, doc) = d.get("/api/openapi.json", None);
-    validate_answers(&doc, answers);
+    common::validate_answers(&doc, answers);
 }
 
 /// Joins `room` as the caller of `token` (or as a new guest), through `invite` if given.
@@ -741,6 +767,10 @@ fn invite_links_open_a_private_room() {
     assert!(!list.to_string().contains(&token) && !list.to_string().contains(&hash), "{list}");
     let (s, v) = d.post("/api/invite/check", None, json!({ "token": token }));
     assert_eq!((s, v["invite"]["room"].as_str()), (200, Some("private-room")), "{v}");
+    // This server sends no mail: asking for an invite by mail says so and makes none.
+    let (s, v) = d.post("/api/room/private-room/invites", Some(&owner), json!({ "email": "gina@example.org" }));
+    assert_eq!((s, code(&v)), (404, "mail_disabled"), "{v}");
+    assert_eq!(d.get("/api/room/private-room/invites", Some(&owner)).1["invites"].as_array().unwrap().len(), 1);
 
     // A guest comes in; the same guest again is not a second use.
     let (s, g1) = join_as(&d, None, "private-room", "Gina", Some(&token));
@@ -1145,24 +1175,6 @@ fn openapi_document_describes_every_route_and_what_it_answers() {
     assert_eq!(d.get("/api/room/oa-second/lobby", Some(&owner)).1["waiting"], json!([]), "admitted");
     answers.push(json!({ "op": "POST /api/room/{name}/invites", "status": 201, "body": invite }));
     let covered: std::collections::BTreeSet<String> = answers.iter().map(|a| a["op"].as_str().unwrap().to_string()).collect();
-    let report = validate_answers(&doc, answers);
-    eprintln!("{} operations; JSON success answers validated for {} of them: {}", ops.len(), covered.len(), report.trim());
-}
-
-/// Checks recorded answers (`{op, status, body}`) against the document: the status is
-/// documented and a JSON body matches its schema (objects closed). Returns the validator's
-/// summary line.
-fn validate_answers(doc: &serde_json::Value, answers: Vec<serde_json::Value>) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("doc.json"), doc.to_string()).unwrap();
-    std::fs::write(dir.path().join("answers.json"), serde_json::Value::Array(answers).to_string()).unwrap();
-    let out = std::process::Command::new(common::python())
-        .arg(common::repo_root().join("tests/py/validate_openapi.py"))
-        .arg(dir.path().join("doc.json"))
-        .arg(dir.path().join("answers.json"))
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "answers that do not match the document:\n{report}{}", String::from_utf8_lossy(&out.stderr));
-    report
+    let report = common::validate_answers(&doc, answers);
+    eprintln!("{} operations; JSON success answers validated for {} of them: {report}", ops.len(), covered.len());
 }

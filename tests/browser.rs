@@ -398,7 +398,8 @@ fn single_sign_on_with_a_real_openid_provider() {
 
 /// Links sent by mail (a real SMTP server, aiosmtpd) opened in Chromium: the confirmation of
 /// an address and a password reset each work once, then say the link no longer works; a reset
-/// asked for in Chinese arrives in Chinese.
+/// asked for in Chinese arrives in Chinese; an invite link mailed from the room's dialog lets
+/// its guest in once.
 #[test]
 fn mail_links_work_once_in_the_browser() {
     use common::signin::SmtpSink;
@@ -410,12 +411,15 @@ fn mail_links_work_once_in_the_browser() {
     let out = scenario(
         "mail",
         &json!({ "url": format!("http://localhost:{}", d.port), "user": { "username": "mia", "password": "mia-password" }, "email": "mia@example.org", "mailDir": smtp.mail_dir() }),
-        SECS(150),
+        SECS(180),
     );
     let invalid = "This link does not work: it was used already, has expired, or a newer one was sent.";
     assert_eq!((out["usedTwice"].as_str(), out["resetTwice"].as_str()), (Some(invalid), Some(invalid)), "{out}");
     assert_eq!((out["unverified"].as_bool(), out["tokenHidden"].as_bool()), (Some(true), Some(true)), "{out}");
     assert_eq!(out["zhSubject"], "重置你的 bedrud 密码", "{out}");
+    // The mailed invite let one guest in; the same single-use link then says it is used up.
+    assert_eq!(out["inviteSubject"], "mia invites you to the meeting mailed-invite", "{out}");
+    assert_eq!(out["lateSees"], "This invite link has been used as often as it allows. Ask the host for a new one.", "{out}");
     // The password is the one set through the link, and the address is verified.
     assert_eq!(d.post("/api/auth/login", None, json!({ "username": "mia", "password": "mia-password" })).0, 401);
     let token = d.login("mia", out["newPassword"].as_str().unwrap());

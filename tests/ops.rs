@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{cli, eventually, Daemon, Opts, API_KEY, API_SECRET};
+use common::daemon::{eventually, Daemon, Opts, API_KEY, API_SECRET};
 use common::external::External;
 use common::{free_port, pebble_binary, tls, wait_for};
 use nix::sys::signal::Signal;
@@ -18,9 +18,39 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// `bedrud doctor --json` for `config`: exit code and the report.
 fn doctor(config: &Path) -> (i32, Value) {
-    let (code, out, err) = cli(config, &["doctor", "--json"], None);
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("doctor printed no JSON ({e}):\n{out}\n{err}"));
-    (code, v)
+    doctor_as(&[], config, &[])
+}
+
+/// `bedrud doctor --json` for `config` with `env` set: exit code and the report.
+fn doctor_with(config: &Path, env: &[(&str, &str)]) -> (i32, Value) {
+    doctor_as(&[], config, env)
+}
+
+/// `bedrud doctor --json` for `config`, started through `wrapper` (`faketime -f +3m`,
+/// `unshare --net --`, ...; empty: directly) with `env` added and the variables that would
+/// leak from the test's own environment removed (`NOTIFY_SOCKET`, `BEDRUD_CONFIG`, the
+/// recording helpers' search variables `BEDRUD_EGRESS_BINARY`, `BEDRUD_REDIS_BINARY`).
+fn doctor_as(wrapper: &[&str], config: &Path, env: &[(&str, &str)]) -> (i32, Value) {
+    let mut cmd = match wrapper.split_first() {
+        Some((w, args)) => {
+            let mut c = Command::new(w);
+            c.args(args).arg(common::daemon::BIN);
+            c
+        }
+        None => Command::new(common::daemon::BIN),
+    };
+    cmd.args(["doctor", "--json", "--config"])
+        .arg(config)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("BEDRUD_CONFIG")
+        .env_remove("BEDRUD_EGRESS_BINARY")
+        .env_remove("BEDRUD_REDIS_BINARY")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    let o = cmd.output().unwrap_or_else(|e| panic!("{wrapper:?} must be installed: {e}"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("doctor printed no JSON ({e}):\n{out}\n{}", String::from_utf8_lossy(&o.stderr)));
+    (o.status.code().unwrap_or(-1), v)
 }
 
 /// The findings of `check`.
@@ -79,13 +109,29 @@ fn doctor_through_the_running_daemon_and_the_admin_api() {
     assert_eq!(d.get("/api/admin/doctor", None).0, 401);
 }
 
-/// A real process holding LiveKit's port.
+/// A real process holding a port (a Python program; it prints `ready` once it does).
 struct Holder(Child);
 
 impl Holder {
+    /// Listens on TCP `port` and never answers.
     fn tcp(port: u16) -> Holder {
-        let code = format!("import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\ns.listen()\nprint('ready',flush=True)\ntime.sleep(120)");
-        let mut c = Command::new("python3").args(["-c", &code]).stdout(Stdio::piped()).spawn().expect("python3");
+        Self::python(&format!("import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\ns.listen()\nprint('ready',flush=True)\ntime.sleep(120)"))
+    }
+
+    /// Binds UDP `port`.
+    fn udp(port: u16) -> Holder {
+        Self::python(&format!("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('127.0.0.1',{port}))\nprint('ready',flush=True)\ntime.sleep(120)"))
+    }
+
+    /// An HTTP server on `port` answering every GET with `status` and `body`.
+    fn http(port: u16, status: u16, body: &str) -> Holder {
+        Self::python(&format!(
+            "import http.server\nclass H(http.server.BaseHTTPRequestHandler):\n  def do_GET(self):\n    b={body:?}.encode()\n    self.send_response({status})\n    self.send_header('content-length',str(len(b)))\n    self.end_headers()\n    self.wfile.write(b)\n  def log_message(self,*a): pass\ns=http.server.HTTPServer(('127.0.0.1',{port}),H)\nprint('ready',flush=True)\ns.timeout=120\ns.serve_forever()"
+        ))
+    }
+
+    fn python(code: &str) -> Holder {
+        let mut c = Command::new("python3").args(["-c", code]).stdout(Stdio::piped()).spawn().expect("python3");
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(c.stdout.as_mut().unwrap()), &mut line).unwrap();
         assert_eq!(line.trim(), "ready");
@@ -220,6 +266,20 @@ fn doctor_external_livekit_without_webhook_and_broken_urls() {
     finding(&r, "room-timeouts", "ok", "departure 20 s (LiveKit's answer for the probe room)");
     finding(&r, "livekit-api", "ok", "answers OK");
 
+    // bedrud holds another secret than LiveKit: its API refuses bedrud's tokens.
+    let wrong = Daemon::start(Opts {
+        external: Some((ext.port, String::new())),
+        env: vec![("BEDRUD_LIVEKIT_API_SECRET".into(), "not-the-secret-livekit-has-0123456789".into())],
+        wait_ready: false,
+        ..Default::default()
+    });
+    eventually(SECS(30), "bedrud ready", || wrong.log_text().contains("bedrud ready"));
+    let (code, r) = doctor(&wrong.config);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "webhook", "fail", "cannot create the probe room");
+    assert!(f["fix"].as_str().unwrap().contains("livekit.apiKey/apiSecret"), "{f}");
+    drop(wrong);
+
     // LiveKit gone: the API line fails with the seed's "LiveKit disconnected".
     ext.stop();
     let (code, r) = doctor(&d.config);
@@ -233,14 +293,14 @@ fn doctor_client_url_timeouts_and_token_ttl() {
     // Clients are sent to a port nobody listens on; rooms linger; tokens live 45 s.
     let nobody = free_port();
     let d = Daemon::start(Opts {
-        livekit_extra: format!("  host: ws://127.0.0.1:{nobody}\n  emptyTimeout: 3600\n  tokenTtl: 45s\n"),
+        livekit_extra: format!("  host: ws://127.0.0.1:{nobody}\n  emptyTimeout: 3600\n  departureTimeout: 300\n  tokenTtl: 45s\n"),
         ..Default::default()
     });
     let (code, r) = doctor(&d.config);
     assert_eq!(code, 1, "{r:#}");
     let f = finding(&r, "livekit-url", "fail", &format!("ws://127.0.0.1:{nobody}: nobody answers at 127.0.0.1:{nobody}"));
     assert_eq!(f["seed"], "Connectivity: Token generated but client connection times out");
-    let f = finding(&r, "room-timeouts", "warn", "empty_timeout 3600 s");
+    let f = finding(&r, "room-timeouts", "warn", "empty_timeout 3600 s, departure_timeout 300 s");
     assert_eq!(f["seed"], "Webhook & State: Room not cleaned up after all leave");
     let f = finding(&r, "token-ttl", "warn", "livekit.tokenTtl is 45 s");
     assert_eq!(f["seed"], "Connectivity: Token expired before client connected");
@@ -259,13 +319,7 @@ fn doctor_private_node_ip_and_turn_without_a_dns_name() {
         ..Default::default()
     });
     // The harness sets nodeIP: 127.0.0.1; the environment overrides it.
-    let o = Command::new(common::daemon::BIN)
-        .args(["doctor", "--json", "--config"])
-        .arg(&d.config)
-        .env("BEDRUD_LIVEKIT_NODE_IP", "10.20.30.40")
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (_, r) = doctor_as(&[], &d.config, &[("BEDRUD_LIVEKIT_NODE_IP", "10.20.30.40")]);
     let f = finding(&r, "node-ip", "warn", "10.20.30.40 (from livekit.nodeIP) is a private address");
     assert_eq!(f["seed"], "Media & TURN: Clients connect via relay unnecessarily");
     let f = finding(&r, "turn", "warn", "server.host \"127.0.0.1\" is an IP address");
@@ -278,19 +332,18 @@ fn doctor_clock_skew_against_livekit() {
     // real LiveKit's Date header.
     let ext = External::start_with(None);
     let d = Daemon::configure(Opts { external: Some((ext.port, String::new())), wait_ready: false, ..Default::default() });
-    let o = Command::new("faketime")
-        .args(["-f", "+3m"])
-        .arg(common::daemon::BIN)
-        .args(["doctor", "--json", "--config"])
-        .arg(&d.config)
-        .output()
-        .expect("faketime (Debian package faketime) must be installed");
-    drop(ext);
-    let r: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
-    assert_eq!(o.status.code(), Some(1), "{r:#}");
+    // (faketime is the Debian package faketime.)
+    let (code, r) = doctor_as(&["faketime", "-f", "+3m"], &d.config, &[]);
+    assert_eq!(code, 1, "{r:#}");
     let f = finding(&r, "clock", "fail", "bedrud's clock is 3 min ahead of LiveKit's");
     assert_eq!(f["seed"], "Connectivity: Token expired before client connected");
     finding(&r, "livekit-api", "ok", "answers OK");
+    // Twenty seconds behind: within LiveKit's minute, but worth a warning.
+    let (code, r) = doctor_as(&["faketime", "-f", "-20s"], &d.config, &[]);
+    assert_eq!(code, 0, "{r:#}");
+    let f = finding(&r, "clock", "warn", "behind LiveKit's");
+    assert!(f["fix"].as_str().unwrap().contains("NTP"), "{f}");
+    drop(ext);
 }
 
 #[test]
@@ -311,15 +364,9 @@ fn doctor_self_signed_internal_host() {
     wait_for(SECS(10), "openssl s_server listening", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
     let d = Daemon::configure(Opts { external: Some((port, String::new())), wait_ready: false, ..Default::default() });
     // The harness writes an http:// internalHost; the environment overrides it.
-    let (code, out, err) = {
-        let mut cmd = Command::new(common::daemon::BIN);
-        cmd.args(["doctor", "--json", "--config"]).arg(&d.config).env("BEDRUD_LIVEKIT_INTERNAL_HOST", format!("https://127.0.0.1:{port}"));
-        let o = cmd.output().unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-    };
+    let (code, r) = doctor_as(&[], &d.config, &[("BEDRUD_LIVEKIT_INTERNAL_HOST", &format!("https://127.0.0.1:{port}"))]);
     let _ = server.kill();
     let _ = server.wait();
-    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
     assert_eq!(code, 1, "{r:#}");
     let f = finding(&r, "livekit-api", "fail", "TLS verification failed");
     assert_eq!(f["seed"], "Media & TURN: Self-signed cert errors with external LiveKit");
@@ -331,19 +378,109 @@ fn doctor_use_external_ip_without_stun() {
     // A network namespace of our own with nothing in it: no DNS, no STUN, as on a host without
     // internet access.
     let d = Daemon::configure(Opts { livekit_extra: "  useExternalIP: true\n".into(), wait_ready: false, ..Default::default() });
-    let o = Command::new("unshare")
-        .args(["--net", "--"])
-        .arg(common::daemon::BIN)
-        .args(["doctor", "--json", "--config"])
-        .arg(&d.config)
-        .output()
-        .expect("unshare (util-linux) must be installed");
-    let out = String::from_utf8_lossy(&o.stdout);
-    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {}", String::from_utf8_lossy(&o.stderr)));
-    assert_eq!(o.status.code(), Some(1), "{r:#}");
+    let (code, r) = doctor_as(&["unshare", "--net", "--"], &d.config, &[]);
+    assert_eq!(code, 1, "{r:#}");
     let f = finding(&r, "node-ip", "fail", "no STUN server answers");
     assert!(f["found"].as_str().unwrap().contains("could not resolve external IP"), "{f}");
     assert_eq!(f["seed"], "Media & TURN: Could not resolve external IP on startup (non-Docker)");
+}
+
+/// A config file in a fresh directory: `database.path` there, then `body`.
+fn config_file(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("config.yaml");
+    std::fs::write(&p, format!("database:\n  path: {}/state/bedrud.redb\n{body}", dir.display())).unwrap();
+    p
+}
+
+#[test]
+fn doctor_recording_without_redis_egress_or_their_tools() {
+    // Embedded recording where nothing it needs can be found: redis-server named where there
+    // is none, an egress file that is not executable, a PATH with neither them nor chromium,
+    // Xvfb and pulseaudio, and a runtime directory too long for Chrome's socket.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("bin");
+    std::fs::create_dir(&empty).unwrap();
+    let egress = dir.path().join("egress");
+    std::fs::write(&egress, "#!/bin/sh\n").unwrap();
+    let runtime = dir.path().join("a-runtime-directory-of-more-than-thirty-one-bytes");
+    std::fs::create_dir(&runtime).unwrap();
+    let config = config_file(
+        dir.path(),
+        &format!("recording:\n  enabled: true\n  egressBinary: {}\nredis:\n  binary: {}/nothing/redis-server\n", egress.display(), dir.path().display()),
+    );
+    let (code, r) = doctor_with(&config, &[("PATH", empty.to_str().unwrap()), ("RUNTIME_DIRECTORY", runtime.to_str().unwrap())]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "redis", "fail", "redis-server not found");
+    assert!(f["found"].as_str().unwrap().contains("redis.binary"), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("apt install redis-server"), "{f}");
+    let f = finding(&r, "egress", "fail", "egress not found");
+    assert!(f["found"].as_str().unwrap().contains(&format!("recording.egressBinary ({}): not executable", egress.display())), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("scripts/install-egress"), "{f}");
+    let f = finding(&r, "egress-tools", "fail", "not on PATH: chromium, Xvfb, pulseaudio");
+    assert!(f["fix"].as_str().unwrap().contains("apt install chromium xvfb pulseaudio"), "{f}");
+    let f = finding(&r, "egress-runtime-dir", "fail", "too long for recording");
+    assert!(f["fix"].as_str().unwrap().contains("RUNTIME_DIRECTORY"), "{f}");
+    // No daemon runs, so no `recording` line.
+    assert!(lines(&r, "recording").is_empty(), "{r:#}");
+
+    // Redis named by address where nobody listens.
+    let port = free_port();
+    let config = config_file(dir.path(), &format!("recording:\n  enabled: true\nredis:\n  address: 127.0.0.1:{port}\n"));
+    let (code, r) = doctor(&config);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "redis", "fail", &format!("LiveKit's and egress's Redis at 127.0.0.1:{port}"));
+    assert!(f["seed"].as_str().unwrap_or("").contains("Redis connection fails"), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("redis.address"), "{f}");
+}
+
+#[test]
+fn doctor_cluster_redis_empty_and_gone() {
+    // An external LiveKit (nobody answers it here) whose cluster Redis has no node registered.
+    let redis = common::cluster::Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lk = free_port();
+    let external = |address: &str| {
+        format!("livekit:\n  external: true\n  host: ws://127.0.0.1:{lk}\n  internalHost: http://127.0.0.1:{lk}\n  apiKey: {API_KEY}\n  apiSecret: {API_SECRET}\nredis:\n  address: {address}\n")
+    };
+    let config = config_file(dir.path(), &external(&redis.address()));
+    let (_, r) = doctor(&config);
+    finding(&r, "redis", "ok", &format!("the cluster's Redis at {} answers PING", redis.address()));
+    let f = finding(&r, "cluster", "warn", "no LiveKit node is registered in this Redis");
+    assert!(f["fix"].as_str().unwrap().contains("redis:"), "{f}");
+
+    // The Redis gone: both lines fail.
+    drop(redis);
+    let port = free_port();
+    let config = config_file(dir.path(), &external(&format!("127.0.0.1:{port}")));
+    let (code, r) = doctor(&config);
+    assert_eq!(code, 1, "{r:#}");
+    finding(&r, "redis", "fail", &format!("the cluster's Redis at 127.0.0.1:{port}"));
+    let f = finding(&r, "cluster", "fail", "");
+    assert!(f["seed"].as_str().unwrap_or("").contains("Redis connection fails"), "{f}");
+}
+
+#[test]
+fn doctor_running_daemon_whose_redis_cannot_start() {
+    // Embedded recording, the embedded Redis's port taken by someone else: meetings run,
+    // recording is unavailable, and the running daemon's doctor says why.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let extra = format!(
+        "recording:\n  enabled: true\n  egressBinary: /nonexistent/egress\n  healthPort: {}\n  templatePort: {}\nredis:\n  port: {port}\n",
+        free_port(),
+        free_port()
+    );
+    let d = Daemon::start(Opts { server_extra: extra, env_remove: vec!["BEDRUD_EGRESS_BINARY".into(), "BEDRUD_REDIS_BINARY".into()], ..Default::default() });
+    let (code, r) = doctor(&d.config);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "redis", "fail", "bedrud's redis-server is failed");
+    let found = f["found"].as_str().unwrap();
+    assert!(found.contains(&format!("TCP port {port} is already in use (redis.port)")), "the port is named: {f}");
+    assert_eq!(found.matches("already in use").count(), 1, "the error is said once: {f}");
+    assert!(f["fix"].as_str().unwrap().contains("SOURCE=redis"), "{f}");
+    finding(&r, "egress", "fail", "the egress worker is");
+    finding(&r, "recording", "fail", "not available");
+    drop(holder);
 }
 
 #[test]
@@ -355,6 +492,325 @@ fn doctor_on_a_broken_config_file() {
     assert_eq!(code, 1, "{r:#}");
     let f = finding(&r, "config", "fail", "livekit.apiSecrte: unknown key");
     assert!(f["fix"].as_str().unwrap().contains("livekit.apiSecret"), "{f}");
+}
+
+/// Runs a command as the user nobody (setpriv, util-linux).
+const NOBODY: [&str; 5] = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"];
+
+/// An executable shell script `name` in `dir`.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// The report for a configuration that is only written, never started.
+fn doctor_configured(opts: Opts, env: &[(&str, &str)]) -> (i32, Value) {
+    let d = Daemon::configure(Opts { wait_ready: false, ..opts });
+    doctor_as(&[], &d.config, env)
+}
+
+#[test]
+fn doctor_livekit_binary_and_static_config_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_binary = |p: PathBuf| doctor_configured(Opts { livekit_binary: Some(p), ..Default::default() }, &[]);
+    // No livekit-server where the configuration says.
+    let (code, r) = with_binary(dir.path().join("nowhere/livekit-server"));
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "livekit-binary", "fail", "nowhere/livekit-server");
+    assert_eq!(f["seed"], "Connectivity: Embedded LiveKit not starting");
+    assert!(f["fix"].as_str().unwrap().contains("scripts/install-livekit"), "{f}");
+    // A program there that is not livekit-server: it answers --version with nothing.
+    let (code, r) = with_binary(script(dir.path(), "broken", "exit 3"));
+    assert_eq!(code, 1, "{r:#}");
+    finding(&r, "livekit-binary", "fail", "does not report a version");
+    // Versions bedrud does not know. Only 1.9.12 and 1.13.5 are built here: these two scripts
+    // stand in for other releases and answer --version exactly as livekit-server does.
+    let (code, r) = with_binary(script(dir.path(), "old", "echo 'livekit-server version 1.8.3'"));
+    assert_eq!(code, 0, "{r:#}");
+    finding(&r, "livekit-binary", "warn", "livekit-server 1.8.3 (");
+    finding(&r, "livekit-binary", "warn", "is older than 1.9.0");
+    let (_, r) = with_binary(script(dir.path(), "new", "echo 'livekit-server version 1.14.0'"));
+    finding(&r, "livekit-binary", "warn", "is newer than 1.13.5");
+
+    // Static LiveKit configurations (livekit.configPath) with the operator's usual mistakes.
+    let with_file = |binary: Option<PathBuf>, file: &Path| {
+        doctor_configured(Opts { livekit_binary: binary, livekit_extra: format!("  configPath: {}\n", file.display()), ..Default::default() }, &[])
+    };
+    let (code, r) = with_file(None, &dir.path().join("missing.yaml"));
+    assert_eq!(code, 1, "{r:#}");
+    finding(&r, "livekit-config", "fail", "cannot read livekit.configPath");
+    let raw = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (_, r) = with_file(None, &raw("list.yaml", "- port: 7880\n"));
+    assert_eq!(finding(&r, "livekit-config", "fail", "is not a YAML mapping")["seed"], "Startup & Config Crashes: YAML parsing error");
+    let (_, r) = with_file(None, &raw("bad.yaml", "port: 7880\nrtc:\n  tcp_port: [7881\n"));
+    finding(&r, "livekit-config", "fail", "is not valid YAML");
+    let (_, r) = with_file(None, &raw("nokeys.yaml", &format!("port: {}\n", free_port())));
+    finding(&r, "livekit-config", "fail", "has no `keys:`");
+    // Keys, but not bedrud's; no webhook: block.
+    let sub = tempfile::tempdir().unwrap();
+    let other = static_file(sub.path(), "");
+    let text = std::fs::read_to_string(&other).unwrap().replace(API_KEY, "APIotherkey");
+    let text = text[..text.find("webhook:").unwrap()].to_string();
+    std::fs::write(&other, text).unwrap();
+    let (code, r) = with_file(None, &other);
+    assert_eq!(code, 1, "{r:#}");
+    finding(&r, "livekit-config", "fail", &format!("does not hold bedrud's API key \"{API_KEY}\""));
+    let f = finding(&r, "livekit-config", "warn", "has no webhook.urls");
+    assert_eq!(f["seed"], "Webhook & State: Database shows stale active participants after disconnect");
+    assert!(f["fix"].as_str().unwrap().contains("bedrud livekit webhook-config"), "{f}");
+    // TURN/TLS with an IP for a domain and a certificate file that is not there.
+    let sub = tempfile::tempdir().unwrap();
+    let turn = static_file(sub.path(), "turn:\n  enabled: true\n  domain: 127.0.0.1\n  tls_port: 5349\n  cert_file: /nonexistent/turn.pem\n  key_file: /nonexistent/turn.key\n");
+    let (_, r) = with_file(None, &turn);
+    let f = finding(&r, "livekit-config", "fail", "turn.domain \"127.0.0.1\" is not a DNS name");
+    assert_eq!(f["seed"], "Startup & Config Crashes: LiveKit exits with TURN domain required on v1.12+");
+    finding(&r, "livekit-config", "fail", "turn.cert_file /nonexistent/turn.pem cannot be read");
+    // A key of 1.12 given to a real livekit-server 1.9.12, which indeed refuses it.
+    let sub = tempfile::tempdir().unwrap();
+    let ttl = static_file(sub.path(), "turn:\n  enabled: false\n  ttl_seconds: 600\n");
+    let (code, r) = with_file(Some(common::livekit_binary_old()), &ttl);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "livekit-config", "fail", "`turn.ttl_seconds` is not a livekit-server 1.9.12 key");
+    assert!(f["fix"].as_str().unwrap().contains("remove `turn.ttl_seconds` or upgrade livekit-server"), "{f}");
+    let o = Command::new(common::livekit_binary_old()).arg("--config").arg(&ttl).output().unwrap();
+    let said = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("field ttl_seconds not found"), "{said}");
+
+    // A node IP that is not an address, and a setting that is ignored in embedded mode.
+    let (code, r) = doctor_configured(Opts { livekit_extra: "  skipTLSVerify: true\n".into(), ..Default::default() }, &[("BEDRUD_LIVEKIT_NODE_IP", "meet.example.org")]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "node-ip", "fail", "livekit.nodeIP: invalid value \"meet.example.org\"");
+    assert_eq!(f["seed"], "Media & TURN: Participants join but no audio/video");
+    finding(&r, "config", "warn", "livekit.skipTLSVerify only applies in external mode");
+}
+
+#[test]
+fn doctor_certificate_dates_names_keys_and_chain() {
+    let host = "meet.localhost";
+    let fmt = time::macros::format_description!("[year][month][day][hour][minute][second]Z");
+    let at = |days: i64| (time::OffsetDateTime::now_utc() + time::Duration::days(days)).format(&fmt).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sub = |name: &str| {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    };
+    let tls = |host: Option<&str>, cert: &Path, key: &Path| {
+        format!("{}  tls:\n    certFile: {}\n    keyFile: {}\n", host.map(|h| format!("  host: {h}\n")).unwrap_or_default(), cert.display(), key.display())
+    };
+    let run = |server_extra: String, env: &[(&str, &str)]| doctor_configured(Opts { server_extra, ..Default::default() }, env);
+
+    // Not valid before the day after tomorrow.
+    let (cert, key) = tls::ca_issued(&sub("future"), host, &at(2), &at(30));
+    let (code, r) = run(tls(Some(host), &cert, &key), &[]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "tls-certificate", "fail", "is not valid before");
+    assert!(f["fix"].as_str().unwrap().contains("clock"), "{f}");
+
+    // A good certificate, trusted because its CA is this run's system store (SSL_CERT_FILE):
+    // without server.host doctor cannot tell whether it is for the right name.
+    let good = sub("good");
+    let (cert, key) = tls::ca_issued(&good, host, &at(-1), &at(60));
+    let ca = good.join("ca.pem");
+    let trust = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    let (code, r) = run(tls(Some(host), &cert, &key), &trust);
+    assert_eq!(code, 0, "{r:#}");
+    finding(&r, "tls-certificate", "ok", "chain trusted, key matches");
+    let (_, r) = run(tls(None, &cert, &key), &trust);
+    finding(&r, "tls-certificate", "warn", "server.host is not set");
+
+    // The key of another certificate.
+    let (_, other_key) = tls::ca_issued(&sub("other"), host, &at(-1), &at(60));
+    let (code, r) = run(tls(Some(host), &cert, &other_key), &trust);
+    assert_eq!(code, 1, "{r:#}");
+    let f = lines(&r, "tls-certificate").into_iter().find(|f| f["status"] == "fail").unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(f["fix"], "server.tls.keyFile must be the key of server.tls.certFile", "{f}");
+
+    // A file that holds no certificate.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "this is not a certificate\n").unwrap();
+    let (code, r) = run(tls(Some(host), &junk, &key), &trust);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "tls-certificate", "fail", "no certificate found in");
+    assert!(f["fix"].as_str().unwrap().contains("PEM certificate chain"), "{f}");
+
+    // A trusted chain, but the certificate is for TLS clients, not servers.
+    let client = sub("client");
+    let (cert2, key2) = tls::ca_issued_with(&client, host, &at(-1), &at(60), &["extendedKeyUsage=clientAuth"]);
+    let ca2 = client.join("ca.pem");
+    let (code, r) = run(tls(Some(host), &cert2, &key2), &[("SSL_CERT_FILE", ca2.to_str().unwrap())]);
+    assert_eq!(code, 1, "{r:#}");
+    finding(&r, "tls-certificate", "fail", "the certificate chain is not valid");
+
+    // Run as root: the key (root's, mode 600) is unreadable for the user the service runs as.
+    assert!(nix::unistd::geteuid().is_root(), "this check is made by root");
+    let (code, r) = run(tls(Some(host), &cert, &key), &[("SSL_CERT_FILE", ca.to_str().unwrap()), ("BEDRUD_SERVICE_USER", "nobody")]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "tls-certificate", "fail", "(mode 600) cannot be read by the service user nobody");
+    assert!(f["fix"].as_str().unwrap().contains("LoadCredential=tls-key:"), "{f}");
+
+    // An ACME certificate left in the state directory, three days from expiry, not renewed
+    // (bedrud is not running).
+    let d = Daemon::configure(Opts {
+        server_extra: format!("  host: {host}\n  acme:\n    email: ops@bedrud.test\n    directoryUrl: https://127.0.0.1:{}/dir\n", free_port()),
+        wait_ready: false,
+        ..Default::default()
+    });
+    let (cert, key) = tls::ca_issued(&sub("acme"), host, &at(-87), &at(3));
+    let state = d.dir.path().join("acme");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(&cert, state.join("cert.pem")).unwrap();
+    std::fs::copy(&key, state.join("key.pem")).unwrap();
+    let (_, r) = doctor(&d.config);
+    let f = finding(&r, "acme", "warn", &format!("the certificate for {host} expires in"));
+    assert!(f["found"].as_str().unwrap().contains("was not renewed"), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("is bedrud running?"), "{f}");
+}
+
+#[test]
+fn doctor_services_that_are_not_livekit() {
+    // Another web service where LiveKit's API is expected, and as the clients' URL.
+    let port = free_port();
+    let _web = Holder::http(port, 200, "<html>an intranet page</html>");
+    let external = Some((port, String::new()));
+    let (code, r) = doctor_configured(Opts { external: external.clone(), ..Default::default() }, &[]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "livekit-api", "fail", "answers 200 OK \"<html>an intranet page</html>\", not LiveKit's OK");
+    assert_eq!(f["seed"], "Connectivity: Admin dashboard shows \"LiveKit disconnected\"");
+    let f = finding(&r, "livekit-url", "warn", "the handshake on /rtc got HTTP 200");
+    assert!(f["fix"].as_str().unwrap().contains("WebSocket upgrades"), "{f}");
+    // LiveKit's 406 Not Ready (its node stats are stale) cannot be provoked from outside: a
+    // stand-in answers as LiveKit does then. Clients get a name that does not resolve.
+    let not_ready = free_port();
+    let _lk = Holder::http(not_ready, 406, "Not Ready");
+    let (_, r) = doctor_configured(
+        Opts { external, ..Default::default() },
+        &[("BEDRUD_LIVEKIT_INTERNAL_HOST", &format!("http://127.0.0.1:{not_ready}")), ("BEDRUD_LIVEKIT_HOST", "ws://livekit.bedrud-doctor.invalid:7880")],
+    );
+    finding(&r, "livekit-api", "warn", "answers 406 Not Ready");
+    let f = finding(&r, "livekit-url", "fail", "livekit.bedrud-doctor.invalid does not resolve");
+    assert_eq!(f["seed"], "Connectivity: Token generated but client connection times out");
+}
+
+#[test]
+fn doctor_udp_ports_held_and_a_full_disk() {
+    // LiveKit's UDP port bound by another process.
+    let d = Daemon::configure(Opts { wait_ready: false, ..Default::default() });
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    let udp: u16 = text.lines().find_map(|l| l.trim().strip_prefix("udpPort: ")).unwrap().parse().unwrap();
+    let h = Holder::udp(udp);
+    let (code, r) = doctor(&d.config);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "ports", "fail", &format!("UDP {udp} (livekit.udpPort) is in use by pid {} (", h.0.id()));
+    assert_eq!(f["seed"], "Connectivity: Port 7880 already in use");
+    drop(h);
+    // The first port of a media range.
+    let range: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let (first, last) = (range[0], range[4]);
+    let h = Holder::udp(first);
+    let (_, r) = doctor_configured(Opts { livekit_extra: format!("  udpPortRangeStart: {first}\n  udpPortRangeEnd: {last}\n"), ..Default::default() }, &[]);
+    let f = finding(&r, "ports", "fail", &format!("UDP {first} in the media range {first}-{last} (livekit.udpPortRangeStart-End)"));
+    assert!(f["found"].as_str().unwrap().contains(&format!("is in use by pid {}", h.0.id())), "{f}");
+    assert!(f["fix"].as_str().unwrap().contains("set livekit.udpPortRangeStart-End to a free port"), "{f}");
+
+    // The database on a filesystem with 4 MiB: a tmpfs mounted in a mount namespace of the
+    // doctor's own.
+    let small = d.dir.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let db = small.join("bedrud.redb");
+    let bin = common::daemon::BIN;
+    let o = Command::new("unshare")
+        .args(["--mount", "--", "sh", "-c", "mount -t tmpfs -o size=4m bedrud-test \"$1\" && exec \"$2\" doctor --json --config \"$3\"", "sh"])
+        .arg(&small)
+        .arg(bin)
+        .arg(&d.config)
+        .env("BEDRUD_DATABASE_PATH", &db)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let f = finding(&r, "disk", "warn", "MiB of 4 MiB free on the filesystem of");
+    assert!(f["found"].as_str().unwrap().contains("refuses every change"), "{f}");
+}
+
+#[test]
+fn doctor_run_by_an_unprivileged_user() {
+    // root holds LiveKit's port; doctor runs as nobody, who cannot see root's sockets.
+    use std::os::unix::fs::PermissionsExt;
+    let lk = free_port();
+    let d = Daemon::configure(Opts { livekit_port: Some(lk), wait_ready: false, ..Default::default() });
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&d.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _holder = Holder::tcp(lk);
+    let (code, r) = doctor_as(&NOBODY, &d.config, &[]);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "ports", "fail", &format!("TCP {lk} (livekit.port) is in use by a process this user cannot see"));
+    assert!(f["fix"].as_str().unwrap().contains("run doctor as root"), "{f}");
+    // A key file nobody may read is refused when the configuration is loaded, as the daemon
+    // would refuse it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (cert, key) = tls::self_signed(dir.path(), "localhost");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let d = Daemon::configure(Opts {
+        server_extra: format!("  host: localhost\n  tls:\n    certFile: {}\n    keyFile: {}\n", cert.display(), key.display()),
+        wait_ready: false,
+        ..Default::default()
+    });
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&d.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, r) = doctor_as(&NOBODY, &d.config, &[]);
+    assert_eq!(code, 1, "{r:#}");
+    finding(&r, "config", "fail", &format!("{}: server.tls.keyFile: cannot read secret file: Permission denied", key.display()));
+}
+
+#[test]
+fn doctor_against_a_running_daemon_in_trouble() {
+    // A static LiveKit file whose webhook points where nobody listens, and a setting that
+    // embedded mode ignores.
+    let dir = tempfile::tempdir().unwrap();
+    let file = static_file(dir.path(), "");
+    let d = Daemon::start(Opts { livekit_extra: format!("  configPath: {}\n  skipTLSVerify: true\n", file.display()), ..Default::default() });
+    let (code, r) = doctor(&d.config);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["throughDaemon"], true);
+    let f = finding(&r, "webhook", "fail", "no room_started from LiveKit within 10 s for the probe room");
+    assert_eq!(f["seed"], "Webhook & State: Participants never marked inactive");
+    finding(&r, "config", "warn", "livekit.skipTLSVerify only applies in external mode");
+    finding(&r, "livekit-api", "ok", "answers OK");
+
+    // A second configuration on the same API port, with its own state: a running bedrud holds
+    // the port, and this doctor cannot ask it.
+    let other = Daemon::configure(Opts { port: Some(d.port), wait_ready: false, ..Default::default() });
+    let (_, r) = doctor(&other.config);
+    let f = finding(&r, "ports", "warn", &format!("TCP {} (server.port) is held by a running bedrud, pid {} (", d.port, d.pid()));
+    assert!(f["fix"].as_str().unwrap().contains("runuser -u bedrud -- bedrud doctor"), "{f}");
+
+    // Someone without access to the control socket asks.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&d.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (_, r) = doctor_as(&NOBODY, &d.config, &[]);
+    assert_eq!(r["throughDaemon"], false, "{r:#}");
+    let f = finding(&r, "daemon", "warn", "checked from the configuration only");
+    assert!(f["fix"].as_str().unwrap().contains("runuser -u bedrud"), "{f}");
+
+    // LiveKit hangs (stopped): its API does not answer. (The daemon's health watch may kill
+    // and restart it meanwhile; then the stopped process is gone.)
+    let lk = d.livekit_pid(&d.admin());
+    assert!(lk > 0);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(lk as i32), Signal::SIGSTOP).unwrap();
+    let (code, r) = doctor(&d.config);
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(lk as i32), Signal::SIGCONT);
+    assert_eq!(code, 1, "{r:#}");
+    let f = finding(&r, "livekit-api", "fail", "does not answer");
+    assert_eq!(f["seed"], "Connectivity: curl http://127.0.0.1:7880 returns connection refused");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -616,6 +1072,35 @@ fn acme_issues_renews_and_turn_tls_follows() {
     eprintln!("figure: renewed certificate on TURN/TLS {} ms after the daemon started", t0.elapsed().as_millis());
     assert!(turn_serial == second || count(&d.log_text(), issued) >= 3, "TURN/TLS serves {turn_serial}, HTTPS {second}");
     assert!(pebble.log().contains("Issued certificate"), "{}", pebble.log());
+
+    // The ACME server goes away: the next renewal fails, and doctor says so while the
+    // certificate still works.
+    let mut pebble = pebble;
+    let _ = pebble.pebble.kill();
+    let _ = pebble.pebble.wait();
+    eventually(SECS(60), "a failed renewal", || d.log_text().contains("ACME: cannot obtain a certificate for meet.bedrud.test"));
+    let (_, r) = doctor(&d.config);
+    let f = finding(&r, "acme", "warn", "renewing the certificate for meet.bedrud.test (valid until");
+    assert!(f["found"].as_str().unwrap().contains("fails: "), "{f}");
+}
+
+#[test]
+fn acme_first_order_under_way() {
+    // An ACME directory that accepts the connection and never answers.
+    let dir_port = free_port();
+    let _hang = Holder::tcp(dir_port);
+    let lk = free_port();
+    let d = Daemon::start(Opts {
+        livekit_port: Some(lk),
+        server_extra: format!("  host: {ACME_HOST}\n  acme:\n    email: ops@bedrud.test\n    directoryUrl: https://127.0.0.1:{dir_port}/dir\n"),
+        livekit_extra: format!("  host: ws://127.0.0.1:{lk}\n"),
+        wait_ready: false,
+        ..Default::default()
+    });
+    eventually(SECS(30), "bedrud ready", || d.log_text().contains("bedrud ready"));
+    let (_, r) = doctor(&d.config);
+    assert_eq!(r["throughDaemon"], true, "{r:#}");
+    finding(&r, "acme", "warn", "no certificate for meet.bedrud.test yet: the first order is under way");
 }
 
 #[test]

@@ -602,6 +602,7 @@ async fn tls_with_ip_host_leaves_turn_off() {
         version: binary::version(&bin).await.unwrap(),
         webhook_url: "http://127.0.0.1:9/api/livekit/webhook",
         node_ip: "127.0.0.1".parse().unwrap(),
+        redis: None,
     })
     .unwrap();
     assert!(!generated.turn);

@@ -18,6 +18,23 @@ pub fn config(ctx: &Ctx) -> Vec<Finding> {
     out
 }
 
+/// `disk`: room on the database's filesystem (the daemon warns in its log at the same mark; a
+/// full disk makes every write fail).
+pub fn disk(ctx: &Ctx) -> Vec<Finding> {
+    const CHECK: &str = "disk";
+    let db = ctx.config.database_path();
+    let Some((free, total)) = crate::store::disk_space(&db) else {
+        return vec![Finding::skip(CHECK, format!("cannot tell the free space for {}", db.display()))];
+    };
+    let mib = |b: u64| b / (1024 * 1024);
+    let found = format!("{} MiB of {} MiB free on the filesystem of {}", mib(free), mib(total), db.display());
+    if crate::store::disk_low(free, total) {
+        return vec![Finding::warn(CHECK, format!("{found}: when it is full, bedrud refuses every change (sign-ins, rooms, settings)"))
+            .fix("free space there (old logs, journald's SystemMaxUse=, package caches), or move database.path to a larger filesystem")];
+    }
+    vec![Finding::ok(CHECK, found)]
+}
+
 /// `livekit-binary`: found, executable, and a version bedrud knows (embedded mode).
 pub async fn binary(ctx: &Ctx) -> Vec<Finding> {
     const CHECK: &str = "livekit-binary";
@@ -33,7 +50,7 @@ pub async fn binary(ctx: &Ctx) -> Vec<Finding> {
         }
     };
     let Some(v) = ctx.version else {
-        let why = binary::version(&path).await.err().map(|e| e.to_string()).unwrap_or_default();
+        let why = ctx.version_error.clone().unwrap_or_default();
         return vec![Finding::fail(CHECK, format!("{} does not report a version: {}", path.display(), first_line(&why)))
             .fix("check that it is livekit-server and executable by the service user, or reinstall it")
             .row(rows::EMBEDDED_NOT_STARTING)];

@@ -7,16 +7,17 @@
 //! the control socket, so the live checks (ports held by its own child, the webhook round trip)
 //! see the real system.
 //!
-//! Checks: [`config`] (configuration, livekit-server binary and version, a static LiveKit
+//! Checks: [`config`] (configuration, free disk space for the database, livekit-server binary and version, a static LiveKit
 //! config against that version's keys), [`ports`], [`network`] (node IP, STUN), [`tls`]
 //! (certificate, TURN/TLS, ACME), [`livekit`] (API and clock, client URL, webhook round trip,
-//! room timeouts, token lifetime). Redis and egress checks for recording belong in this list
-//! once recording is part of bedrud.
+//! room timeouts, token lifetime), [`recording`] (Redis, the egress worker and what it records
+//! with, storage, the nodes of a LiveKit cluster).
 
 pub mod config;
 pub mod livekit;
 pub mod network;
 pub mod ports;
+pub mod recording;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -71,6 +72,7 @@ pub mod rows {
     const CONN: &str = "Connectivity";
     const MEDIA: &str = "Media & TURN";
     const HOOK: &str = "Webhook & State";
+    const REC: &str = "Recording";
     pub const EXTERNAL_IP_CRASH: Row = Row { table: STARTUP, symptom: "Container crash-loops, logs could not resolve external IP" };
     pub const TURN_DOMAIN: Row = Row { table: STARTUP, symptom: "LiveKit exits with TURN domain required on v1.12+" };
     pub const FIELD_TLS: Row = Row { table: STARTUP, symptom: "field tls not found on startup" };
@@ -89,6 +91,8 @@ pub mod rows {
     pub const STALE: Row = Row { table: HOOK, symptom: "Database shows stale active participants after disconnect" };
     pub const WEBHOOK_BLOCKED: Row = Row { table: HOOK, symptom: "Participants never marked inactive" };
     pub const NOT_CLEANED: Row = Row { table: HOOK, symptom: "Room not cleaned up after all leave" };
+    pub const REDIS_FAILS: Row = Row { table: CONN, symptom: "Redis connection fails in LiveKit logs" };
+    pub const RECORDING_NO_WORKER: Row = Row { table: REC, symptom: "twirp error unauthenticated: permissions denied even with valid API key" };
 }
 
 /// One line of the report.
@@ -212,6 +216,8 @@ pub struct Ctx {
     pub live: Option<Live>,
     /// livekit-server's version (embedded mode, when it could be found and asked).
     pub version: Option<Version>,
+    /// Why asking it for its version failed (the first answer is the one reported).
+    pub version_error: Option<String>,
 }
 
 impl Ctx {
@@ -249,11 +255,15 @@ impl Ctx {
 pub async fn run(mut ctx: Ctx) -> Report {
     if ctx.embedded() {
         if let Ok(path) = crate::livekit::binary::find(&ctx.config) {
-            ctx.version = crate::livekit::binary::version(&path).await.ok();
+            match crate::livekit::binary::version(&path).await {
+                Ok(v) => ctx.version = Some(v),
+                Err(e) => ctx.version_error = Some(e.to_string()),
+            }
         }
     }
     let mut out = Vec::new();
     out.extend(config::config(&ctx));
+    out.extend(config::disk(&ctx));
     out.extend(config::binary(&ctx).await);
     out.extend(config::static_config(&ctx));
     out.extend(ports::ports(&ctx));
@@ -267,13 +277,14 @@ pub async fn run(mut ctx: Ctx) -> Report {
     out.extend(probe.findings);
     out.extend(livekit::timeouts(&ctx, probe.room.as_ref()));
     out.extend(livekit::token_ttl(&ctx));
+    out.extend(recording::recording(&ctx).await);
     Report::new(ctx.config_name(), ctx.live.is_some(), out)
 }
 
 /// The report as the running daemon sees it (control socket and admin API).
 pub async fn live(state: &SharedState) -> Report {
     let file = state.runtime.get().and_then(|r| r.config_file.clone());
-    run(Ctx { config: state.config(), file, warnings: Vec::new(), live: Some(Live { state: state.clone() }), version: None }).await
+    run(Ctx { config: state.config(), file, warnings: Vec::new(), live: Some(Live { state: state.clone() }), version: None, version_error: None }).await
 }
 
 /// The report when the configuration itself cannot be loaded: one failing line.

@@ -137,6 +137,7 @@ fn wanted(ctx: &Ctx) -> (Vec<PortUse>, Option<(String, u16, u16)>) {
         version: ctx.version.unwrap_or(NEWEST_KNOWN),
         webhook_url: "http://127.0.0.1/",
         node_ip: node,
+        redis: None,
     }) {
         ports.extend(g.ports);
     }

@@ -16,8 +16,12 @@ use crate::livekit::{nodeip, ApiKeys};
 
 /// Certificates expiring sooner than this are a warning.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
-/// The user the packaged unit runs as.
+/// The user the packaged unit runs as; `BEDRUD_SERVICE_USER` names another (a unit of one's own).
 const SERVICE_USER: &str = "bedrud";
+
+fn service_user() -> String {
+    std::env::var("BEDRUD_SERVICE_USER").ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| SERVICE_USER.into())
+}
 
 pub fn certificate(ctx: &Ctx) -> Vec<Finding> {
     const CHECK: &str = "tls-certificate";
@@ -110,27 +114,26 @@ fn chain_problem(chain: &[rustls::pki_types::CertificateDer<'static>], name: Opt
     }
 }
 
-/// Whether the service user can read the key. Run as root, the file's owner and mode decide;
-/// run as anyone else, opening it does.
+/// Whether the service user can read the key. Run as root, the file's owner and mode decide.
 fn key_readable(key: &Path) -> Option<Finding> {
     const CHECK: &str = "tls-certificate";
     let meta = std::fs::metadata(key).ok()?;
     if nix::unistd::geteuid().is_root() {
-        let user = nix::unistd::User::from_name(SERVICE_USER).ok().flatten()?;
-        let groups = nix::unistd::getgrouplist(&std::ffi::CString::new(SERVICE_USER).ok()?, user.gid).unwrap_or_default();
+        let name = service_user();
+        let user = nix::unistd::User::from_name(&name).ok().flatten()?;
+        let groups = nix::unistd::getgrouplist(&std::ffi::CString::new(name.as_str()).ok()?, user.gid).unwrap_or_default();
         let mode = meta.mode();
         let readable = (meta.uid() == user.uid.as_raw() && mode & 0o400 != 0)
             || (groups.iter().any(|g| g.as_raw() == meta.gid()) && mode & 0o040 != 0)
             || mode & 0o004 != 0;
         return (!readable).then(|| {
-            Finding::fail(CHECK, format!("{} (mode {:o}) cannot be read by the service user {SERVICE_USER}", key.display(), mode & 0o777))
-                .fix(format!("hand it over as the tls-key credential (LoadCredential=tls-key:{}), or chgrp {SERVICE_USER} and chmod 640 it", key.display()))
+            Finding::fail(CHECK, format!("{} (mode {:o}) cannot be read by the service user {name}", key.display(), mode & 0o777))
+                .fix(format!("hand it over as the tls-key credential (LoadCredential=tls-key:{}), or chgrp {name} and chmod 640 it", key.display()))
         });
     }
-    match std::fs::File::open(key) {
-        Ok(_) => None,
-        Err(e) => Some(Finding::warn(CHECK, format!("cannot read {} as this user: {e}", key.display())).fix("run doctor as root or as the service user to check it")),
-    }
+    // Anyone else has read it already: loading the configuration reads the key file, and
+    // refuses a key it cannot read.
+    None
 }
 
 /// `turn`: in embedded mode with TLS, TURN/TLS is on with the served certificate, or why not.
@@ -142,7 +145,7 @@ pub fn turn(ctx: &Ctx) -> Vec<Finding> {
     }
     let node = nodeip::resolve(c).map(|n| n.ip).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
     let keys = ApiKeys { key: "doctor".into(), secret: "d".repeat(32) };
-    let g = match configgen::generate(&GenInput { config: c, keys: &keys, version: ctx.version.unwrap_or(NEWEST_KNOWN), webhook_url: "http://127.0.0.1/", node_ip: node }) {
+    let g = match configgen::generate(&GenInput { config: c, keys: &keys, version: ctx.version.unwrap_or(NEWEST_KNOWN), webhook_url: "http://127.0.0.1/", node_ip: node, redis: None }) {
         Ok(g) => g,
         Err(e) => return vec![Finding::fail(CHECK, e.to_string())],
     };

@@ -10,7 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::SharedState;
+use crate::livekit::cluster::NodeInfo;
 use crate::livekit::status::Mode;
+use crate::recording::Availability;
 use crate::store;
 
 pub fn routes() -> OpenApiRouter<SharedState> {
@@ -92,6 +94,11 @@ pub(super) struct Readiness {
     store: String,
     livekit: ReadyLivekit,
     webhook: ReadyWebhook,
+    /// Whether a recording can start now (recording never makes bedrud unready).
+    recording: Availability,
+    /// The LiveKit cluster's nodes as last read from its Redis; `null` when no cluster is
+    /// watched (embedded LiveKit, or no `redis.address`).
+    cluster: Option<ReadyCluster>,
     /// Why not ready, one line per part.
     not_ready: Vec<String>,
 }
@@ -114,6 +121,16 @@ pub(super) struct ReadyWebhook {
     last_seen: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
+}
+
+/// A watched cluster: its nodes, or why they could not be read.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ReadyCluster {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<Vec<NodeInfo>>,
+    /// The last read of the node registry failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// Readiness: the store can write and LiveKit is ready.
@@ -140,6 +157,13 @@ async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Readine
         last_seen: (last_seen > 0).then_some(last_seen),
         note: (last_seen == 0).then(|| "no webhook seen yet; for an external LiveKit see `bedrud livekit webhook-config`".to_string()),
     };
+    // Recording is reported, but does not make bedrud unready: meetings work without it.
+    let recording = st.recorder.availability(&st.config(), &lk);
+    // A watched cluster's nodes, as the reconciler last read them.
+    let cluster = st.cluster.latest().map(|v| match v {
+        Ok(v) => ReadyCluster { nodes: Some(v.nodes), error: None },
+        Err(e) => ReadyCluster { nodes: None, error: Some(e) },
+    });
     let status = if not_ready.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let store = match (&store_ok, &write_failure) {
         (Err(_), _) => "error",
@@ -153,6 +177,8 @@ async fn ready(State(st): State<SharedState>) -> (StatusCode, axum::Json<Readine
             store: store.into(),
             livekit: ReadyLivekit { mode: lk.mode, state: lk.state.to_string(), version: lk.version, restarts: lk.restarts, last_error: lk.last_error },
             webhook,
+            recording,
+            cluster,
             not_ready,
         }),
     )

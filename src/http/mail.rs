@@ -35,8 +35,18 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(reset))
 }
 
-fn mailer(st: &SharedState) -> Result<&Mailer, ApiError> {
+pub(super) fn mailer(st: &SharedState) -> Result<&Mailer, ApiError> {
     st.signin.mailer.as_ref().ok_or_else(|| ApiError::not_found("mail_disabled", "this server sends no mail (smtp.host is not set)"))
+}
+
+/// `raw` as a normalised address, or 400 `invalid_email`.
+pub(super) fn email_address(raw: &str) -> Result<String, ApiError> {
+    normalize_email(raw).ok_or_else(|| ApiError::bad_request("invalid_email", format!("{raw:?} is not an e-mail address")))
+}
+
+/// 502 `mail_failed` with the relay's answer after `what`.
+pub(super) fn mail_failed(what: &str, e: mail::MailError) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, "mail_failed", format!("{what}: {e}"))
 }
 
 fn invalid_link() -> ApiError {
@@ -61,7 +71,7 @@ async fn send_verification(st: &SharedState, m: &Mailer, user: &User, lang: Lang
     let msg = mail::verify_mail(lang, &user.username, &email, &m.link("/verify-email", &token));
     m.send(&email, &msg).await.map_err(|e| {
         tracing::warn!(user = %user.username, relay = %m.relay, error = %e, "verification mail not sent");
-        ApiError::new(StatusCode::BAD_GATEWAY, "mail_failed", format!("the mail could not be sent: {e}"))
+        mail_failed("the mail could not be sent", e)
     })
 }
 
@@ -99,7 +109,7 @@ pub(super) struct EmailAnswer {
 async fn set_email(State(st): State<SharedState>, auth: AuthUser, Json(b): Json<SetEmail>) -> Result<axum::Json<EmailAnswer>, ApiError> {
     let email = match b.email.trim() {
         "" => None,
-        raw => Some(normalize_email(raw).ok_or_else(|| ApiError::bad_request("invalid_email", format!("{raw:?} is not an e-mail address")))?),
+        raw => Some(email_address(raw)?),
     };
     let id = auth.user.id.clone();
     let e = email.clone();

@@ -22,6 +22,7 @@ use crate::auth::token_key;
 use crate::error::{ApiError, ErrorBody};
 use crate::livekit::client::{source_value, LivekitError};
 use crate::livekit::token::publish_sources;
+use crate::mail::Lang;
 use crate::meeting::{self, InviteView, HAND_ATTRIBUTE, MAX_INVITE_SECS, MAX_INVITE_USES};
 use crate::rooms;
 use crate::store::{self, now_ms, Ban, InviteRole, Room, StoreError};
@@ -113,18 +114,29 @@ pub(super) struct NewInvite {
     /// How many people may come in through it; absent: no limit.
     #[serde(default)]
     max_uses: Option<u32>,
+    /// Also send the link to this address (needs `smtp.host`). If the mail cannot be sent,
+    /// no invite is made.
+    #[serde(default)]
+    email: Option<String>,
+    /// The language of that mail; default English.
+    #[serde(default)]
+    lang: Option<Lang>,
 }
 
 const DEFAULT_INVITE_SECS: u64 = 7 * 24 * 3600;
 
 /// A new invite and its link, whose secret is shown this once.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct NewInviteAnswer {
     invite: InviteView,
     /// The link's secret: only its hash is kept.
     token: String,
     /// The link's path on this site.
     path: String,
+    /// The address the link was mailed to, when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mailed_to: Option<String>,
 }
 
 /// Makes an invite link to the room (its managers).
@@ -133,12 +145,13 @@ pub(super) struct NewInviteAnswer {
     request_body = NewInvite,
     responses(
         (status = 201, description = "Created; the secret is shown only now", body = NewInviteAnswer),
-        (status = 400, description = "`invalid_invite`, `invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 400, description = "`invalid_invite`, `invalid_email`, `invalid_json`, `invalid_request`", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a manager of the room", body = ErrorBody),
-        (status = 404, description = "`room_not_found`", body = ErrorBody),
+        (status = 404, description = "`room_not_found`; `mail_disabled`: an `email` was given and there is no `smtp.host`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 502, description = "`mail_failed`: the relay's answer in the message; no invite was made", body = ErrorBody),
     ))]
 async fn create_invite(State(st): State<SharedState>, auth: AuthUser, Path(name): Path<String>, Json(r): Json<NewInvite>) -> Result<(StatusCode, axum::Json<NewInviteAnswer>), ApiError> {
     let secs = r.expires_in.unwrap_or(DEFAULT_INVITE_SECS);
@@ -148,21 +161,31 @@ async fn create_invite(State(st): State<SharedState>, auth: AuthUser, Path(name)
     if r.max_uses.is_some_and(|m| !(1..=MAX_INVITE_USES).contains(&m)) {
         return Err(ApiError::bad_request("invalid_invite", format!("maxUses must be 1 to {MAX_INVITE_USES}; leave it out for no limit")));
     }
+    let email = r.email.as_deref().map(super::mail::email_address).transpose()?;
+    let mailer = match email {
+        Some(_) => Some(super::mail::mailer(&st)?),
+        None => None,
+    };
     rooms::managed(&st.store, &auth.user, &name).await?;
     let now = now_ms();
     let expires_at = (secs > 0).then(|| now + secs * 1000);
     let (invite, secret) = meeting::new_invite(&name, &auth.user.username, r.role.unwrap_or(InviteRole::Participant), expires_at, r.max_uses, now);
     let i = invite.clone();
     st.store.write(move |txn| store::invite_insert(txn, &i)).await?;
-    tracing::info!(room = %name, invite = %invite.id, role = ?invite.role, by = %auth.user.username, "invite created");
+    // Shown this once: only its hash is kept.
+    let path = format!("/r/{name}?invite={secret}");
+    if let (Some(m), Some(to)) = (mailer, &email) {
+        if let Err(e) = m.send_invite(to, r.lang.unwrap_or_default(), &auth.user.username, &name, &path, expires_at).await {
+            tracing::warn!(room = %name, relay = %m.relay, error = %e, "invite mail not sent; the invite is withdrawn");
+            let i = invite.clone();
+            st.store.write(move |txn| store::invite_remove(txn, &i)).await?;
+            return Err(super::mail::mail_failed("the invite mail could not be sent, so no invite was made", e));
+        }
+    }
+    tracing::info!(room = %name, invite = %invite.id, role = ?invite.role, by = %auth.user.username, mailed = email.is_some(), "invite created");
     Ok((
         StatusCode::CREATED,
-        axum::Json(NewInviteAnswer {
-            invite: meeting::invite_view(&invite, now),
-            // Shown this once: only its hash is kept.
-            path: format!("/r/{name}?invite={secret}"),
-            token: secret,
-        }),
+        axum::Json(NewInviteAnswer { invite: meeting::invite_view(&invite, now), path, token: secret, mailed_to: email }),
     ))
 }
 

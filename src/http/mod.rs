@@ -13,6 +13,7 @@ mod lobby;
 mod meeting;
 pub mod openapi;
 mod passkeys;
+mod recordings;
 mod rooms;
 pub mod serve;
 mod setup;
@@ -40,6 +41,9 @@ use crate::error::ApiError;
 use crate::livekit::client::RoomClient;
 use crate::livekit::status::StatusRx;
 use crate::livekit::ApiKeys;
+use crate::livekit::cluster::Cluster;
+use crate::livekit::configgen::RedisConn;
+use crate::recording::Recorder;
 use crate::mail::Mailer;
 use crate::oidc::Oidc;
 use crate::passkeys::Passkeys;
@@ -63,6 +67,9 @@ pub struct AppState {
     /// Unix ms of the last valid webhook (0 = none yet).
     pub webhook_last_seen: AtomicU64,
     pub webhooks_applied: AtomicU64,
+    pub recorder: Arc<Recorder>,
+    /// LiveKit's node registry (external mode with `redis.address`).
+    pub cluster: Arc<Cluster>,
     /// Open API connections (shared with the accept loops).
     pub connections: Arc<serve::Connections>,
     /// `server.trustedProxies`, parsed (replaced on reload).
@@ -118,17 +125,20 @@ pub type SharedState = Arc<AppState>;
 impl AppState {
     pub fn new(config: Arc<Config>, store: Store, keys: ApiKeys, livekit: StatusRx, shutdown: CancellationToken, signin: Signin) -> Self {
         let client = RoomClient::new(&config.livekit_internal_url(), keys.clone(), config.livekit.skip_tls_verify);
+        let cluster = Arc::new(Cluster::new(cluster_redis(&config)));
         Self {
             limiter: LoginLimiter::new(config.auth.max_failed_logins, config.auth.lockout),
             proxies: RwLock::new(Arc::new(config.server.trusted_proxy_nets())),
             connections: Arc::new(serve::Connections::default()),
             config: RwLock::new(config),
-            store,
+            store: store.clone(),
             keys,
             livekit,
-            client,
+            client: client.clone(),
             webhook_last_seen: AtomicU64::new(0),
             webhooks_applied: AtomicU64::new(0),
+            recorder: Arc::new(Recorder::new(store.clone(), client.clone())),
+            cluster,
             shutdown,
             lobbies: Arc::new(lobby::Lobbies::new()),
             webhook_events: tokio::sync::broadcast::channel(64).0,
@@ -154,6 +164,12 @@ impl AppState {
     }
 }
 
+/// An external LiveKit's Redis, when given: its node registry is watched.
+fn cluster_redis(config: &Config) -> Option<RedisConn> {
+    let address = config.redis.address.clone().filter(|_| config.livekit.is_external())?;
+    Some(RedisConn { address, password: config.redis.password.clone() })
+}
+
 /// Largest webhook body accepted (LiveKit's events carry room and participant info).
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -168,6 +184,7 @@ fn api_parts() -> (OpenApiRouter<SharedState>, OpenApiRouter<SharedState>) {
         .merge(mail::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
+        .merge(recordings::routes())
         .merge(meeting::routes())
         .merge(lobby::routes())
         .merge(setup::routes());

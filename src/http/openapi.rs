@@ -21,7 +21,7 @@ use super::cookie::SESSION_COOKIE;
     info(
         title = "bedrud",
         description = "bedrud's HTTP API: accounts and sessions, single sign-on, passkeys, mail links, rooms and join tokens, moderation, \
-                       invite links, lobbies and running meetings, \
+                       invite links, lobbies and running meetings, recording, \
                        administration and LiveKit's webhook. Errors are `{\"error\": {\"code\", \"message\"}}` \
                        with the codes each operation lists; any operation may also answer `csrf_rejected` (403), \
                        `method_not_allowed` (405), `internal` (500), `timeout`, `store_unavailable`, \
@@ -39,6 +39,7 @@ use super::cookie::SESSION_COOKIE;
         (name = "mail", description = "The account's e-mail address: verification and password reset links"),
         (name = "setup", description = "First-run creation of the administrator"),
         (name = "rooms", description = "Rooms, join tokens and moderation"),
+        (name = "recording", description = "Recording rooms through LiveKit Egress, and the recordings' files"),
         (name = "meeting", description = "Running a meeting: invite links, lock, bans, ending it for all, raised hands, the stage and the spotlight"),
         (name = "lobby", description = "The people waiting to be let into a meeting"),
         (name = "admin", description = "Administration (administrators only)"),

@@ -2,14 +2,15 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::livekit::supervisor::{SupervisorError, Tried};
+use crate::supervise::{self, Candidate};
+
+type SupervisorError = supervise::Error;
 
 /// Where the bedrud package installs its own livekit-server.
 pub const PACKAGED_PATH: &str = "/usr/lib/bedrud/livekit-server";
@@ -81,88 +82,20 @@ pub fn find_in(
     packaged: &Path,
     path_var: Option<OsString>,
 ) -> Result<PathBuf, SupervisorError> {
-    let mut tried = Vec::new();
-    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
+    let mut candidates = Vec::new();
     if let Some(p) = configured {
-        candidates.push(("livekit.binary".into(), p.to_path_buf()));
+        candidates.push(Candidate { place: "livekit.binary".into(), path: p.to_path_buf() });
     }
-    // The config already maps the variable onto livekit.binary: do not list it twice.
-    if let Some(p) = env.filter(|p| !p.is_empty()).map(PathBuf::from).filter(|p| Some(p.as_path()) != configured) {
-        candidates.push((format!("${ENV_BINARY}"), p));
+    if let Some(p) = env.filter(|p| !p.is_empty()) {
+        candidates.push(Candidate { place: format!("${ENV_BINARY}"), path: PathBuf::from(p) });
     }
-    candidates.push(("bedrud package".into(), packaged.to_path_buf()));
-    for (place, path) in candidates {
-        match check_executable(&path) {
-            Ok(()) => {
-                if !tried.is_empty() {
-                    tracing::warn!(
-                        "using {} ({place}); skipped: {}",
-                        path.display(),
-                        tried.iter().map(Tried::to_string).collect::<Vec<_>>().join("; ")
-                    );
-                }
-                return Ok(path);
-            }
-            Err(problem) => tried.push(Tried { place, path: Some(path), problem }),
-        }
-    }
-
-    let dirs: Vec<PathBuf> = path_var
-        .as_ref()
-        .map(|p| std::env::split_paths(p).filter(|d| !d.as_os_str().is_empty()).collect())
-        .unwrap_or_default();
-    let mut path_problems = Vec::new();
-    for dir in &dirs {
-        let candidate = dir.join(BINARY_NAME);
-        match check_executable(&candidate) {
-            Ok(()) => {
-                if !tried.is_empty() {
-                    tracing::warn!(
-                        "using {} (PATH); skipped: {}",
-                        candidate.display(),
-                        tried.iter().map(Tried::to_string).collect::<Vec<_>>().join("; ")
-                    );
-                }
-                return Ok(candidate);
-            }
-            // A directory without the file is the normal case on PATH; only report odd ones.
-            Err(problem) if problem != "missing" => {
-                path_problems.push(format!("{}: {problem}", candidate.display()))
-            }
-            Err(_) => {}
-        }
-    }
-    let problem = if dirs.is_empty() {
-        "PATH is empty".to_string()
-    } else if path_problems.is_empty() {
-        format!(
-            "missing in every PATH directory ({})",
-            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")
-        )
-    } else {
-        path_problems.join(", ")
-    };
-    tried.push(Tried { place: format!("{BINARY_NAME} on PATH"), path: None, problem });
-    Err(SupervisorError::BinaryNotFound { tried })
-}
-
-/// `Ok` when `path` is a regular file this process may execute; else why not.
-fn check_executable(path: &Path) -> Result<(), String> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("missing".into()),
-        Err(e) => return Err(format!("cannot be read: {e}")),
-    };
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    if meta.permissions().mode() & 0o111 == 0 {
-        return Err(format!("not executable (mode {:o})", meta.permissions().mode() & 0o777));
-    }
-    if let Err(e) = nix::unistd::access(path, nix::unistd::AccessFlags::X_OK) {
-        return Err(format!("not executable by this user ({e})"));
-    }
-    Ok(())
+    candidates.push(Candidate { place: "bedrud package".into(), path: packaged.to_path_buf() });
+    supervise::find(
+        BINARY_NAME,
+        candidates,
+        path_var,
+        &format!("run scripts/install-livekit (development), install the bedrud package (it ships {PACKAGED_PATH}), or set livekit.binary to the executable"),
+    )
 }
 
 /// [`version`], remembered in the file `cache` under the binary's identity (path, device,
@@ -207,7 +140,11 @@ fn identity(path: &Path) -> Option<String> {
 
 /// Runs `livekit-server --version` (at most 10 s) and parses its answer.
 pub async fn version(path: &Path) -> Result<Version, SupervisorError> {
-    let err = |message: String| SupervisorError::Version { path: path.to_path_buf(), message };
+    let err = |message: String| SupervisorError::Version {
+        path: path.to_path_buf(),
+        message,
+        fix: format!("check that it is livekit-server (`{} --version` prints `livekit-server version X.Y.Z`), or reinstall it", path.display()),
+    };
     let mut cmd = tokio::process::Command::new(path);
     cmd.arg("--version")
         .env_clear()
@@ -240,6 +177,7 @@ pub async fn version(path: &Path) -> Result<Version, SupervisorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn parses_versions() {

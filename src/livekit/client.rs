@@ -55,7 +55,17 @@ impl RoomClient {
         req: Req,
         grants: VideoGrants,
     ) -> Result<Resp, LivekitError> {
-        let url = format!("{}/twirp/livekit.RoomService/{method}", self.base);
+        self.call_service("RoomService", method, req, grants).await
+    }
+
+    async fn call_service<Req: Message, Resp: Message + Default>(
+        &self,
+        service: &str,
+        method: &'static str,
+        req: Req,
+        grants: VideoGrants,
+    ) -> Result<Resp, LivekitError> {
+        let url = format!("{}/twirp/livekit.{service}/{method}", self.base);
         let token = self.token(grants)?;
         let resp = self
             .http
@@ -195,6 +205,30 @@ impl RoomClient {
         let grants = VideoGrants { room_create: true, ..Default::default() };
         let _: proto::DeleteRoomResponse = self.call("DeleteRoom", req, grants).await?;
         Ok(())
+    }
+}
+
+/// LiveKit's Egress service (recording), signed with `roomRecord` for the room.
+impl RoomClient {
+    fn recorder(room: &str) -> VideoGrants {
+        VideoGrants { room_record: true, room: room.to_string(), ..Default::default() }
+    }
+
+    pub async fn start_room_composite(&self, req: proto::RoomCompositeEgressRequest) -> Result<proto::EgressInfo, LivekitError> {
+        let grants = Self::recorder(&req.room_name);
+        self.call_service("Egress", "StartRoomCompositeEgress", req, grants).await
+    }
+
+    pub async fn stop_egress(&self, room: &str, egress_id: &str) -> Result<proto::EgressInfo, LivekitError> {
+        let req = proto::StopEgressRequest { egress_id: egress_id.to_string() };
+        self.call_service("Egress", "StopEgress", req, Self::recorder(room)).await
+    }
+
+    /// One egress by id (empty when LiveKit no longer knows it).
+    pub async fn list_egress(&self, room: &str, egress_id: &str) -> Result<Vec<proto::EgressInfo>, LivekitError> {
+        let req = proto::ListEgressRequest { room_name: room.to_string(), egress_id: egress_id.to_string(), ..Default::default() };
+        let r: proto::ListEgressResponse = self.call_service("Egress", "ListEgress", req, Self::recorder(room)).await?;
+        Ok(r.items)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod cluster;
 pub mod configgen;
 pub mod http;
 pub mod nodeip;

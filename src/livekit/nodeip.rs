@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 use crate::config::Config;
-use crate::livekit::supervisor::SupervisorError;
+use crate::supervise::Error as SupervisorError;
 
 /// Which rule chose the node IP (for the log line and status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

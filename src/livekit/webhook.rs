@@ -185,7 +185,10 @@ pub fn apply(txn: &WriteTransaction, ev: &proto::WebhookEvent) -> Result<Applied
         }
         e if e.starts_with("egress_") => {
             if let Some(info) = &ev.egress_info {
-                store::egress_put(txn, &info.egress_id, &serde_json::to_vec(info)?)?;
+                // A recording bedrud started moves forward; any other egress is kept as is.
+                if crate::recording::record::apply_egress(txn, info, now_ms())?.is_none() {
+                    store::egress_put(txn, &info.egress_id, &serde_json::to_vec(info)?)?;
+                }
             }
         }
         // ingress_* and events added by newer LiveKit versions: recorded as seen only.

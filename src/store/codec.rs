@@ -13,6 +13,7 @@
 
 use super::model::*;
 use super::StoreError;
+use crate::recording::record::{Recording, Status};
 
 /// A record with a binary layout.
 pub(crate) trait Record: Sized {
@@ -547,6 +548,63 @@ impl HistoryRow {
     }
 }
 
+const RECORDING_STATUS: [Status; 7] = [
+    Status::Starting,
+    Status::Active,
+    Status::Ending,
+    Status::Complete,
+    Status::Failed,
+    Status::Aborted,
+    Status::LimitReached,
+];
+
+impl Record for Recording {
+    fn put(&self, w: &mut Vec<u8>) {
+        put_str(w, &self.id);
+        put_str(w, &self.room);
+        put_opt_str(w, self.egress_id.as_deref());
+        put_str(w, &self.started_by);
+        put_str(w, &self.started_by_name);
+        put_str(w, &self.layout);
+        put_bool(w, self.audio_only);
+        put_choice(w, &RECORDING_STATUS, &self.status);
+        put_opt_str(w, self.error.as_deref());
+        put_u64(w, self.requested_at);
+        put_opt_u64(w, self.started_at);
+        put_opt_u64(w, self.ended_at);
+        put_opt_str(w, self.file.as_deref());
+        put_opt_str(w, self.url.as_deref());
+        put_opt_str(w, self.s3_key.as_deref());
+        put_opt_str(w, self.upload_url.as_deref());
+        put_opt_u64(w, self.size);
+        put_opt_u64(w, self.duration_ms);
+        put_u64(w, self.updated_at);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
+        Ok(Recording {
+            id: r.str()?,
+            room: r.str()?,
+            egress_id: r.opt_str()?,
+            started_by: r.str()?,
+            started_by_name: r.str()?,
+            layout: r.str()?,
+            audio_only: r.bool()?,
+            status: r.choice(&RECORDING_STATUS, "unknown recording status")?,
+            error: r.opt_str()?,
+            requested_at: r.u64()?,
+            started_at: r.opt_u64()?,
+            ended_at: r.opt_u64()?,
+            file: r.opt_str()?,
+            url: r.opt_str()?,
+            s3_key: r.opt_str()?,
+            upload_url: r.opt_str()?,
+            size: r.opt_u64()?,
+            duration_ms: r.opt_u64()?,
+            updated_at: r.u64()?,
+        })
+    }
+}
+
 impl Record for HistoryRow {
     fn put(&self, w: &mut Vec<u8>) {
         put_u64(w, self.room_no);
@@ -759,6 +817,53 @@ mod tests {
     }
 
     #[test]
+    fn recordings_round_trip() {
+        let full = Recording {
+            id: "rec_0f8fad5bd9cb469fa16570867728950e".into(),
+            room: "weekly".into(),
+            egress_id: Some("EG_abc".into()),
+            started_by: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+            started_by_name: "ana".into(),
+            layout: "grid".into(),
+            audio_only: true,
+            status: Status::LimitReached,
+            error: Some("worker gone".into()),
+            requested_at: 1_764_000_000_000,
+            started_at: Some(1_764_000_001_000),
+            ended_at: Some(u64::MAX),
+            file: Some("/var/lib/bedrud/recordings/x.ogg".into()),
+            url: Some("https://s3.example.org/b".into()),
+            s3_key: Some("rec/x.ogg".into()),
+            upload_url: Some("https://s3.example.org/b/rec/x.ogg".into()),
+            size: Some(0),
+            duration_ms: Some(10_000),
+            updated_at: 7,
+        };
+        assert_eq!(round(&full).0, full);
+        for status in RECORDING_STATUS {
+            let bare = Recording::new("r", &User { id: "u".into(), username: "u".into(), ..test_user() }, "speaker", false, 5);
+            let r = Recording { status, ..bare };
+            assert_eq!(round(&r).0, r);
+        }
+    }
+
+    fn test_user() -> User {
+        User {
+            id: String::new(),
+            username: String::new(),
+            password_hash: String::new(),
+            role: Role::User,
+            disabled: false,
+            created_at: 0,
+            session_epoch: 0,
+            email: None,
+            email_verified: false,
+            identities: vec![],
+            sso_admin: false,
+        }
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for len in 0..400 {
@@ -781,6 +886,7 @@ mod tests {
             let _ = from_bytes::<Invite>(&bytes);
             let _ = from_bytes::<Attendee>(&bytes);
             let _ = from_bytes::<Ban>(&bytes);
+            let _ = from_bytes::<Recording>(&bytes);
         }
         // A varint longer than 64 bits and a string longer than the record.
         assert!(from_bytes::<RoomSession>(&[0xff; 12]).is_err());

@@ -6,6 +6,7 @@ use std::path::Path;
 use redb::{Database, Key, MultimapTableDefinition, MultimapTableHandle, ReadTransaction, ReadableTable, TableDefinition, TableHandle, Value, WriteTransaction};
 
 use super::*;
+use crate::recording::record::{EGRESS_RECORDINGS, RECORDINGS, ROOM_RECORDINGS};
 
 /// What a backup holds.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -70,6 +71,9 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         EVENTS.name(),
         TOMBSTONES.name(),
         EGRESS.name(),
+        RECORDINGS.name(),
+        ROOM_RECORDINGS.name(),
+        EGRESS_RECORDINGS.name(),
         OIDC_SUBJECTS.name(),
         EMAILS.name(),
         PASSKEYS.name(),
@@ -103,6 +107,9 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         + copy_table(src, dst, EVENTS)?
         + copy_table(src, dst, TOMBSTONES)?
         + copy_table(src, dst, EGRESS)?
+        + copy_table(src, dst, RECORDINGS)?
+        + copy_multimap(src, dst, ROOM_RECORDINGS)?
+        + copy_table(src, dst, EGRESS_RECORDINGS)?
         + copy_table(src, dst, OIDC_SUBJECTS)?
         + copy_table(src, dst, EMAILS)?
         + copy_table(src, dst, PASSKEYS)?

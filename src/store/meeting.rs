@@ -98,6 +98,14 @@ pub fn invite_put(txn: &WriteTransaction, inv: &Invite) -> Result<(), StoreError
     pair_put(txn, INVITES, &inv.room, &inv.id, inv)
 }
 
+/// Removes an invite and its secret's index entirely: for an invite whose creation is undone
+/// (its mail could not be sent), so that nothing of it remains.
+pub fn invite_remove(txn: &WriteTransaction, inv: &Invite) -> Result<(), StoreError> {
+    txn.open_table(INVITE_TOKENS)?.remove(inv.token_hash.as_str())?;
+    pair_remove(txn, INVITES, &inv.room, &inv.id)?;
+    Ok(())
+}
+
 pub fn invite_get(txn: &impl Readable, room: &str, id: &str) -> Result<Option<Invite>, StoreError> {
     pair_get(txn, INVITES, room, id)
 }

@@ -423,6 +423,11 @@ impl Store {
     }
 }
 
+/// Whether `free` of `total` bytes is little enough to warn about: under 10% or 256 MiB.
+pub fn disk_low(free: u64, total: u64) -> bool {
+    free < total / 10 || free < 256 * 1024 * 1024
+}
+
 /// Bytes available and total on the filesystem holding `path`.
 pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
     // The file may be a symbolic link onto another filesystem.
@@ -752,6 +757,7 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_table(EVENTS)?;
     txn.open_table(EGRESS)?;
     txn.open_table(TOMBSTONES)?;
+    crate::recording::record::create_tables(&txn)?;
     txn.open_table(OIDC_SUBJECTS)?;
     txn.open_table(EMAILS)?;
     txn.open_table(PASSKEYS)?;
@@ -1050,6 +1056,16 @@ mod tests {
             let bans = bans_of_room(t, "weekly-sync")?;
             assert_eq!(bans.iter().map(|b| (b.identity.as_str(), b.name.as_str(), b.by.as_str(), b.invite.as_deref())).collect::<Vec<_>>(),
                 [("guest-banned", "Banned Guest", "alice", Some("inv-banned"))]);
+            let recs = crate::recording::record::of_room(t, "weekly-sync")?;
+            assert_eq!(
+                recs.iter().map(|r| (r.id.as_str(), r.status, r.audio_only, r.size, r.error.as_deref())).collect::<Vec<_>>(),
+                [
+                    ("rec_fixture2", crate::recording::record::Status::Failed, true, None, Some("the recording worker stopped")),
+                    ("rec_fixture1", crate::recording::record::Status::Complete, false, Some(1_234_567), None),
+                ]
+            );
+            assert_eq!((recs[1].started_by.as_str(), recs[1].egress_id.as_deref()), (alice.id.as_str(), Some("EG_fixture1")));
+            assert!(crate::recording::record::unfinished(t)?.is_empty());
             let live = live_in_room(t, "weekly-sync")?;
             assert_eq!(live.len(), 1);
             assert_eq!((live[0].identity.as_str(), live[0].tracks.len(), live[0].tracks[0].muted), ("guest-mod", 1, true));

@@ -568,7 +568,8 @@ pub(crate) fn records_from_json(txn: &WriteTransaction) -> Result<u64, StoreErro
         + reencode::<&str, MailToken>(txn, MAIL_TOKENS)?
         + reencode::<(&str, &str), Invite>(txn, INVITES)?
         + reencode::<(&str, &str), Attendee>(txn, ATTENDEES)?
-        + reencode::<(&str, &str), Ban>(txn, BANS)?)
+        + reencode::<(&str, &str), Ban>(txn, BANS)?
+        + reencode::<&str, crate::recording::record::Recording>(txn, crate::recording::record::RECORDINGS)?)
 }
 
 fn reencode<K: redb::Key + 'static, T: serde::de::DeserializeOwned + Record>(

@@ -416,6 +416,26 @@ pub fn webhook_auth(body: &str, key: &str, secret: &str, exp_offset: i64) -> Str
     sign_jwt(&json!({ "iss": key, "nbf": now - 5, "exp": now + exp_offset, "sha256": sha }), secret)
 }
 
+/// Runs every (method, path, body, expected status per caller) case as each caller; the
+/// mismatches, one line each. Event streams (paths ending in `/events` or `/wait`) are judged
+/// by their status only.
+pub fn authorization_mismatches<const N: usize>(d: &Daemon, callers: &[(&str, Option<&str>); N], cases: &[(&str, &str, Option<Value>, [u16; N])]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (method, path, body, expected) in cases {
+        for (i, (who, tok)) in callers.iter().enumerate() {
+            let (s, v) = if path.ends_with("/events") || path.ends_with("/wait") {
+                (d.status(method, path, *tok, body.clone()), Value::Null)
+            } else {
+                d.api(method, path, *tok, body.clone())
+            };
+            if s != expected[i] {
+                failures.push(format!("{method} {path} as {who}: {s} (expected {}) {v}", expected[i]));
+            }
+        }
+    }
+    failures
+}
+
 /// Waits until `f` is true (bounded).
 pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     wait_for(limit, what, || f().then_some(()))

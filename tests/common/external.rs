@@ -9,6 +9,19 @@ use std::time::Duration;
 use super::daemon::{eventually, http_client, API_KEY, API_SECRET};
 use super::{free_port, livekit_binary};
 
+/// A livekit-server config on `ip` with (HTTP, ICE/TCP, UDP) `ports`, the test key pair, its
+/// webhook pointed at bedrud on `hook_port` (`None`: no `webhook:` section), and `extra` YAML
+/// sections.
+pub fn node_config(ip: &str, ports: (u16, u16, u16), hook_port: Option<u16>, extra: &str) -> String {
+    let (port, tcp, udp) = ports;
+    let webhook = hook_port
+        .map(|p| format!("webhook:\n  api_key: {API_KEY}\n  urls: [\"http://127.0.0.1:{p}/api/livekit/webhook\"]\n"))
+        .unwrap_or_default();
+    format!(
+        "port: {port}\nbind_addresses: [{ip}]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nkeys:\n  {API_KEY}: {API_SECRET}\n{webhook}{extra}"
+    )
+}
+
 pub struct External {
     child: Option<Child>,
     pub port: u16,
@@ -26,16 +39,7 @@ impl External {
         let dir = tempfile::tempdir().unwrap();
         let (port, tcp, udp) = (free_port(), free_port(), free_port());
         let config = dir.path().join("livekit.yaml");
-        let webhook = hook_port
-            .map(|p| format!("webhook:\n  api_key: {API_KEY}\n  urls: [\"http://127.0.0.1:{p}/api/livekit/webhook\"]\n"))
-            .unwrap_or_default();
-        std::fs::write(
-            &config,
-            format!(
-                "port: {port}\nbind_addresses: [127.0.0.1]\nrtc:\n  tcp_port: {tcp}\n  udp_port: {udp}\n  node_ip: 127.0.0.1\n  use_external_ip: false\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nkeys:\n  {API_KEY}: {API_SECRET}\n{webhook}logging:\n  level: warn\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, node_config("127.0.0.1", (port, tcp, udp), hook_port, "logging:\n  level: warn\n")).unwrap();
         let mut e = External { child: None, port, config, _dir: dir };
         e.spawn();
         e

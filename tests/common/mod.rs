@@ -1,8 +1,9 @@
-//! Shared test support: the real livekit-server and Python client from the project's own
-//! install scripts, free loopback ports, and bounded waiting.
+//! Shared test support: the real livekit-server, egress worker and Python client from the
+//! project's own install scripts, free loopback ports, and bounded waiting.
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod cluster;
 pub mod daemon;
 pub mod external;
 pub mod participant;
@@ -35,24 +36,25 @@ fn script_path(script: &str, arg: Option<&str>) -> PathBuf {
     PathBuf::from(text.lines().last().unwrap_or("").trim())
 }
 
+/// `$env` when set, else what `scripts/<script> [arg]` prints last; found once per process.
+fn tool(cell: &'static OnceLock<PathBuf>, env: &str, script: &str, arg: Option<&str>) -> PathBuf {
+    cell.get_or_init(|| match std::env::var_os(env) {
+        Some(p) => PathBuf::from(p),
+        None => script_path(script, arg),
+    })
+    .clone()
+}
+
 /// The pinned livekit-server (`BEDRUD_TEST_LIVEKIT`, else built by `scripts/install-livekit`).
 pub fn livekit_binary() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_LIVEKIT") {
-        Some(p) => PathBuf::from(p),
-        None => script_path("install-livekit", None),
-    })
-    .clone()
+    tool(&P, "BEDRUD_TEST_LIVEKIT", "install-livekit", None)
 }
 
 /// The older livekit-server of the compatibility matrix (v1.9.x).
 pub fn livekit_binary_old() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_LIVEKIT_OLD") {
-        Some(p) => PathBuf::from(p),
-        None => script_path("install-livekit", Some("v1.9.12")),
-    })
-    .clone()
+    tool(&P, "BEDRUD_TEST_LIVEKIT_OLD", "install-livekit", Some("v1.9.12"))
 }
 
 /// Pebble, the ACME test server (`BEDRUD_TEST_PEBBLE`, else built by `scripts/install-pebble`);
@@ -69,11 +71,19 @@ pub fn pebble_binary() -> PathBuf {
 /// Python interpreter with the pinned `livekit` SDK (`scripts/setup-test-env`).
 pub fn python() -> PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| match std::env::var_os("BEDRUD_TEST_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => script_path("setup-test-env", None),
-    })
-    .clone()
+    tool(&P, "BEDRUD_TEST_PYTHON", "setup-test-env", None)
+}
+
+/// The pinned LiveKit Egress worker (`BEDRUD_TEST_EGRESS`, else built by `scripts/install-egress`).
+pub fn egress_binary() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    tool(&P, "BEDRUD_TEST_EGRESS", "install-egress", None)
+}
+
+/// Python interpreter with moto, the S3-compatible server (`scripts/setup-s3-server`).
+pub fn s3_python() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    tool(&P, "BEDRUD_TEST_S3_PYTHON", "setup-s3-server", None)
 }
 
 pub fn participant_script() -> PathBuf {
@@ -133,4 +143,23 @@ pub fn pids_of(exe: &Path) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Checks API answers (`{"op": "METHOD /path/template", "status", "body"}`) against the OpenAPI
+/// document with tests/py/validate_openapi.py, which closes every object schema (undocumented
+/// fields fail): the status is documented and a JSON body matches its schema. Panics with the
+/// problems; returns the validator's summary line.
+pub fn validate_answers(doc: &serde_json::Value, answers: Vec<serde_json::Value>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("doc.json"), doc.to_string()).unwrap();
+    std::fs::write(dir.path().join("answers.json"), serde_json::Value::Array(answers).to_string()).unwrap();
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/py/validate_openapi.py"))
+        .arg(dir.path().join("doc.json"))
+        .arg(dir.path().join("answers.json"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success(), "answers that do not match the document:\n{report}{}", String::from_utf8_lossy(&out.stderr));
+    report
 }

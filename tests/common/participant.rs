@@ -79,10 +79,20 @@ impl Participant {
         self.wait_any(&[name], limit)
     }
 
+    /// Publishes a tone from a synthetic microphone; the track sid.
     pub fn publish_audio(&mut self) -> String {
-        self.send(json!({ "cmd": "publish_audio" }));
+        self.publish("publish_audio")
+    }
+
+    /// Publishes a synthetic camera; the track sid.
+    pub fn publish_video(&mut self) -> String {
+        self.publish("publish_video")
+    }
+
+    fn publish(&mut self, cmd: &str) -> String {
+        self.send(json!({ "cmd": cmd }));
         let v = self.wait_any(&["published", "publish_failed"], Duration::from_secs(20));
-        assert_eq!(v["event"], "published", "publish failed: {v}");
+        assert_eq!(v["event"], "published", "{cmd} failed: {v}");
         v["sid"].as_str().unwrap_or_default().to_string()
     }
 

@@ -35,6 +35,12 @@ pub fn self_signed(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
 /// A certificate for `host` from a throwaway CA (`openssl ca`), valid from `start` to `end`
 /// (`YYYYMMDDHHMMSSZ`): an expired one, or one that expires soon. Returns (cert, key).
 pub fn ca_issued(dir: &Path, host: &str, start: &str, end: &str) -> (PathBuf, PathBuf) {
+    ca_issued_with(dir, host, start, end, &[])
+}
+
+/// [`ca_issued`] with more `-addext` extensions in the request (e.g.
+/// `extendedKeyUsage=clientAuth`). The CA's certificate is `dir/ca.pem`.
+pub fn ca_issued_with(dir: &Path, host: &str, start: &str, end: &str, extensions: &[&str]) -> (PathBuf, PathBuf) {
     std::fs::write(dir.join("index.txt"), "").unwrap();
     std::fs::write(dir.join("serial"), "01\n").unwrap();
     std::fs::write(
@@ -52,6 +58,9 @@ pub fn ca_issued(dir: &Path, host: &str, start: &str, end: &str) -> (PathBuf, Pa
     let mut a = vec!["req", "-new"];
     a.extend(ec);
     a.extend(["-subj", &subj, "-addext", &san, "-keyout", "leaf.key", "-out", "leaf.csr"]);
+    for e in extensions {
+        a.extend(["-addext", e]);
+    }
     openssl(&a, dir);
     openssl(
         &["ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-startdate", start, "-enddate", end, "-in", "leaf.csr", "-out", "leaf.pem", "-notext"],

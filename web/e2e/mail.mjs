@@ -2,12 +2,15 @@
 // confirmation link from the real SMTP server (tests/py/smtp_sink.py writes each message to
 // `mailDir`) confirms it once and is refused the second time; "Forgot your password?" sends
 // a reset link that sets a new password once; a reset asked for in Chinese arrives in Chinese.
+// Then the user mails an invite link to a guest from the room's "Invite links" dialog: the
+// guest opens the link from the mail and is in the members-only room; a second person with
+// the same (single-use) link is told it has been used up.
 //
 // input: {"url", "user": {"username","password"}, "email", "mailDir"}
 
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { assert, input, newPage, run, shot, signIn } from "./lib.mjs";
+import { assert, input, joinFromPrejoin, newPage, run, shot, signIn } from "./lib.mjs";
 
 const cfg = input();
 
@@ -34,7 +37,7 @@ const linkIn = (body, page) => {
 
 const count = () => readdirSync(cfg.mailDir).filter((f) => f.endsWith(".json")).length;
 
-await run("mail", 120_000, async (browser) => {
+await run("mail", 150_000, async (browser) => {
   const { url, user, email } = cfg;
   const page = await newPage(browser, url);
 
@@ -91,5 +94,37 @@ await run("mail", 120_000, async (browser) => {
   await page.getByRole("status").filter({ hasText: "链接已经发出" }).waitFor();
   const zh = await mailFor(email, "重置", before);
 
-  return { unverified, tokenHidden, usedTwice, resetTwice, zhSubject: zh.subject, newPassword };
+  // An invite link by mail, single use, for a members-only room.
+  const room = "mailed-invite";
+  const guestAddress = "guest@example.org";
+  await page.getByLabel("语言").selectOption("en");
+  await page.goto("/signin");
+  await signIn(page, user.username, newPassword);
+  await page.getByLabel("Room name").fill(room);
+  await page.getByRole("button", { name: "Create room" }).click();
+  await page.getByRole("heading", { name: room }).waitFor();
+  await page.getByRole("button", { name: `Invite links for ${room}` }).click();
+  const dlg = page.getByRole("dialog");
+  await dlg.getByLabel("Uses").fill("1");
+  await dlg.getByLabel("Send the link to (optional)").fill(guestAddress);
+  await dlg.getByRole("button", { name: "Create link" }).click();
+  await page.getByText(`Invite link sent to ${guestAddress}`).waitFor();
+  await shot(page, "invite-mailed");
+  const invite = await mailFor(guestAddress, room);
+  const m = invite.body.match(new RegExp(`${cfg.url.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/r/${room}\\?invite=[A-Za-z0-9_-]+`));
+  assert(m, `no invite link in: ${invite.body}`);
+  const shown = await dlg.getByLabel("New invite link").inputValue();
+  assert(shown === m[0], `mailed ${m[0]}, shown ${shown}`);
+
+  const guest = await newPage(browser, url);
+  await guest.goto(m[0]);
+  await guest.getByText(`You are invited to ${room}.`).waitFor();
+  await joinFromPrejoin(guest, "Gwen");
+  await guest.getByRole("toolbar").waitFor();
+  const late = await newPage(browser, url);
+  await late.goto(m[0]);
+  const lateSees = (await late.getByRole("alert").first().innerText()).trim();
+  await shot(late, "invite-used-up");
+
+  return { unverified, tokenHidden, usedTwice, resetTwice, zhSubject: zh.subject, newPassword, inviteSubject: invite.subject, lateSees };
 });

@@ -568,6 +568,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/recordings/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One recording (for its room's managers; administrators also once the room is gone). */
+        get: operations["show_recording"];
+        put?: never;
+        post?: never;
+        /** Deletes an ended recording and its file (local or in the storage bucket). */
+        delete: operations["delete_recording"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/recordings/{id}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The recording's file: `video/mp4`, or `audio/ogg` for audio-only recordings, as an
+         *     attachment. One byte range (`Range: bytes=…`) is served; several are answered with the first.
+         *     Recordings kept in a storage bucket redirect to a presigned URL valid for 15 minutes.
+         */
+        get: operations["recording_file"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/room/create": {
         parameters: {
             query?: never;
@@ -970,6 +1009,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/room/{name}/recording/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts recording the room (its owner, moderators or an administrator). The body is optional:
+         *     an empty one records with the defaults.
+         */
+        post: operations["start_recording"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/recording/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stops the room's recording; its file is finished shortly after (status `ending`, then
+         *     `complete`).
+         */
+        post: operations["stop_recording"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/room/{name}/recordings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The room's recordings, newest first. */
+        get: operations["list_recordings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/room/{name}/settings": {
         parameters: {
             query?: never;
@@ -1065,6 +1161,15 @@ export interface components {
         Admitted: {
             /** @description The identities let in. */
             admitted: string[];
+        };
+        /** @description Whether a recording can be started now, and why not; with the helpers' states. */
+        Availability: {
+            available: boolean;
+            egress?: components["schemas"]["HelperStatus"] | null;
+            enabled: boolean;
+            pulseaudio?: components["schemas"]["HelperStatus"] | null;
+            redis?: components["schemas"]["HelperStatus"] | null;
+            why?: string | null;
         };
         /** @description A person kept out of a room. */
         Ban: {
@@ -1174,6 +1279,34 @@ export interface components {
             /** @description Always `ok`: the process answers. */
             status: string;
             version: string;
+        };
+        /** @enum {string} */
+        HelperState: "starting" | "ready" | "restarting" | "failed" | "stopped";
+        /** @description A helper process bedrud supervises. */
+        HelperStatus: {
+            /**
+             * Format: int32
+             * @description With `restarting`: the number of the next start.
+             */
+            attempt?: number | null;
+            /** @description With `failed`: why it was given up. */
+            error?: string | null;
+            lastError?: string | null;
+            /** @description With `restarting`: why it restarts. */
+            last_error?: string | null;
+            /** Format: int32 */
+            pid?: number | null;
+            /**
+             * Format: int64
+             * @description Times it became ready (the first start counts).
+             */
+            readyCount: number;
+            /**
+             * Format: int32
+             * @description Restarts since bedrud started.
+             */
+            restarts: number;
+            state: components["schemas"]["HelperState"];
         };
         HistoryEntry: {
             /** Format: int64 */
@@ -1376,10 +1509,16 @@ export interface components {
         };
         NewInvite: {
             /**
+             * @description Also send the link to this address (needs `smtp.host`). If the mail cannot be sent,
+             *     no invite is made.
+             */
+            email?: string | null;
+            /**
              * Format: int64
              * @description Seconds from now; 0: never expires. Default 7 days.
              */
             expiresIn?: number | null;
+            lang?: components["schemas"]["Lang"] | null;
             /**
              * Format: int32
              * @description How many people may come in through it; absent: no limit.
@@ -1390,6 +1529,8 @@ export interface components {
         /** @description A new invite and its link, whose secret is shown this once. */
         NewInviteAnswer: {
             invite: components["schemas"]["InviteView"];
+            /** @description The address the link was mailed to, when one was asked for. */
+            mailedTo?: string | null;
             /** @description The link's path on this site. */
             path: string;
             /** @description The link's secret: only its hash is kept. */
@@ -1400,6 +1541,19 @@ export interface components {
             /** @description `admin` or `user` (default). */
             role?: string | null;
             username: string;
+        };
+        /** @description One node as the registry shows it. */
+        NodeInfo: {
+            alive: boolean;
+            id: string;
+            ip: string;
+            /**
+             * Format: int64
+             * @description Unix seconds of its last stats (0: never, or not registered any more).
+             */
+            lastSeen: number;
+            /** @description Rooms the cluster assigns to it. */
+            rooms: string[];
         };
         /** @description An OpenID provider's sign-in button. */
         OidcButton: {
@@ -1534,13 +1688,22 @@ export interface components {
             raisedAt: number;
         };
         Readiness: {
+            cluster?: components["schemas"]["ReadyCluster"] | null;
             livekit: components["schemas"]["ReadyLivekit"];
             /** @description Why not ready, one line per part. */
             notReady: string[];
             ready: boolean;
+            /** @description Whether a recording can start now (recording never makes bedrud unready). */
+            recording: components["schemas"]["Availability"];
             /** @description `ok`, `read-only` (cannot write) or `error`. */
             store: string;
             webhook: components["schemas"]["ReadyWebhook"];
+        };
+        /** @description A watched cluster: its nodes, or why they could not be read. */
+        ReadyCluster: {
+            /** @description The last read of the node registry failed. */
+            error?: string | null;
+            nodes?: components["schemas"]["NodeInfo"][] | null;
         };
         ReadyLivekit: {
             lastError?: string | null;
@@ -1559,6 +1722,56 @@ export interface components {
             lastSeen?: number | null;
             note?: string | null;
         };
+        /** @description One recording. Times are Unix milliseconds. */
+        Recording: {
+            audioOnly: boolean;
+            /** Format: int64 */
+            durationMs?: number | null;
+            egressId?: string | null;
+            /** Format: int64 */
+            endedAt?: number | null;
+            error?: string | null;
+            /** @description Local file (embedded mode), or the storage URL and object key (S3). */
+            file?: string | null;
+            id: string;
+            layout: string;
+            /** Format: int64 */
+            requestedAt: number;
+            room: string;
+            s3Key?: string | null;
+            /** Format: int64 */
+            size?: number | null;
+            /**
+             * Format: int64
+             * @description When the worker started and ended the recording (its own clock).
+             */
+            startedAt?: number | null;
+            /** @description User id and name of who started it. */
+            startedBy: string;
+            startedByName: string;
+            status: components["schemas"]["RecordingStatus"];
+            /** Format: int64 */
+            updatedAt: number;
+            /**
+             * @description The object's URL as bedrud's storage settings name it (set when the worker uploads):
+             *     egress builds its own location text, which is wrong for path-style endpoints.
+             */
+            uploadUrl?: string | null;
+            url?: string | null;
+        };
+        /** @description One recording. */
+        RecordingAnswer: {
+            recording: components["schemas"]["Recording"];
+        };
+        /** @description A room's recordings, newest first. */
+        RecordingList: {
+            recordings: components["schemas"]["Recording"][];
+        };
+        /**
+         * @description Where a recording is in its life. The last four are final.
+         * @enum {string}
+         */
+        RecordingStatus: "starting" | "active" | "ending" | "complete" | "failed" | "aborted" | "limit_reached";
         Register: {
             /** @description From `/api/auth/passkeys/options`. */
             ceremony: string;
@@ -1702,6 +1915,16 @@ export interface components {
         SpotlightAnswer: {
             /** @description The identity shown large; `null`: nobody. */
             spotlight?: string | null;
+        };
+        /** @description How to record; every field may be left out (and the whole body too). */
+        StartRequest: {
+            /** @description Record sound only, into an OGG file (default false: an MP4 video). */
+            audioOnly?: boolean;
+            /**
+             * @description LiveKit's composite layout: `grid`, `speaker` or `single-speaker` (default
+             *     `recording.layout`).
+             */
+            layout?: string | null;
         };
         /**
          * @description The outcome of one finding.
@@ -3712,6 +3935,223 @@ export interface operations {
             };
         };
     };
+    show_recording: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Recording id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The recording */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordingAnswer"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `recording_not_found`: no such recording, or not the caller's to see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_recording: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Recording id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `recording_not_found`: no such recording, or not the caller's to see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `recording_active`: it has not ended; stop it first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `storage_error`: the storage bucket refused the deletion */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    recording_file: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description One byte range, e.g. `bytes=0-1023`, `bytes=1024-` or `bytes=-500` */
+                Range?: string | null;
+            };
+            path: {
+                /** @description Recording id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole file */
+            200: {
+                headers: {
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description `attachment` with the room and file name */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                    "audio/ogg": unknown;
+                };
+            };
+            /** @description The requested range */
+            206: {
+                headers: {
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description `bytes START-END/LENGTH` */
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "video/mp4": unknown;
+                    "audio/ogg": unknown;
+                };
+            };
+            /** @description The file is in the storage bucket: `Location` is a presigned URL valid for 15 minutes */
+            302: {
+                headers: {
+                    /** @description Presigned download URL */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: guests */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `recording_not_found`: no such recording, or not the caller's to see; `file_not_found`: its file is gone */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `recording_not_ready`: it has no finished file (yet) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `range_not_satisfiable`: the range lies outside the file; `Content-Range: bytes *\/LENGTH` gives its size */
+            416: {
+                headers: {
+                    /** @description `bytes *\/LENGTH` */
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     create: {
         parameters: {
             query?: never;
@@ -4500,7 +4940,7 @@ export interface operations {
                     "application/json": components["schemas"]["NewInviteAnswer"];
                 };
             };
-            /** @description `invalid_invite`, `invalid_json`, `invalid_request` */
+            /** @description `invalid_invite`, `invalid_email`, `invalid_json`, `invalid_request` */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4527,7 +4967,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `room_not_found` */
+            /** @description `room_not_found`; `mail_disabled`: an `email` was given and there is no `smtp.host` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4547,6 +4987,15 @@ export interface operations {
             };
             /** @description `unsupported_media_type` */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `mail_failed`: the relay's answer in the message; no invite was made */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5392,6 +5841,223 @@ export interface operations {
             };
             /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_recording: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["StartRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Started (status `starting` or `active`) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordingAnswer"];
+                };
+            };
+            /** @description `invalid_layout`, `invalid_json`, `invalid_request`, `livekit_invalid_argument` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not a manager of the room */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `recording_active`: the room is being recorded already; `room_not_live`: nobody has joined yet */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `recording_unavailable`: recording is off, or its helpers or an egress worker are missing */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stop_recording: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stop asked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordingAnswer"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not a manager of the room */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found`, `recording_not_found` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_recording`: the room is not being recorded; `recording_starting`: try again in a moment */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `livekit_unavailable`, `livekit_auth_failed`, `livekit_error` */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_recordings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Room name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The room's recordings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordingList"];
+                };
+            };
+            /** @description `unauthorized`, `invalid_session` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `forbidden`: not a manager of the room */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `room_not_found` */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -169,7 +169,7 @@ export const api = {
 
     invites: (name: string) => call<{ invites: Invite[] }>("GET", `${room(name)}/invites`).then((r) => r.invites),
     /** The answer's `token` (the link's secret) is shown once; bedrud keeps only its hash. */
-    createInvite: (name: string, opts: { role: InviteRole; expiresIn: number; maxUses?: number }) =>
+    createInvite: (name: string, opts: { role: InviteRole; expiresIn: number; maxUses?: number; email?: string; lang?: string }) =>
       call<Schemas["NewInviteAnswer"]>("POST", `${room(name)}/invites`, opts),
     revokeInvite: (name: string, id: string) => call<void>("DELETE", `${room(name)}/invites/${enc(id)}`),
     checkInvite: (token: string) => call<Schemas["InviteCheckAnswer"]>("POST", "/api/invite/check", { token }).then((r) => r.invite),

@@ -85,10 +85,11 @@ export function formError(): FormError {
 let toastRegion: HTMLElement | null = null;
 
 export function toast(message: string, kind: "ok" | "error" | "info" = "ok"): void {
-  if (!toastRegion) {
-    toastRegion = h("div", { class: "toasts", role: "status", "aria-live": "polite" });
-    document.body.appendChild(toastRegion);
-  }
+  if (!toastRegion) toastRegion = h("div", { class: "toasts", role: "status", "aria-live": "polite" });
+  // An open modal dialog sits in the top layer and makes the rest of the page inert: toasts
+  // then live inside it, so they are seen and announced (see dialog(), which hands them back).
+  const host = document.querySelector<HTMLDialogElement>("dialog[open]") ?? document.body;
+  if (toastRegion.parentElement !== host) host.appendChild(toastRegion);
   // The same message again replaces the one still showing rather than stacking a copy.
   for (const old of toastRegion.querySelectorAll<HTMLElement>(".toast")) if (old.textContent === message) old.remove();
   const el = h("div", { class: `toast toast-${kind}` }, icon(kind === "error" ? "alert" : kind === "info" ? "bell" : "check"), h("span", null, message));
@@ -107,6 +108,7 @@ export function dialog(title: string, body: Node | Node[], opts: { onclose?: () 
     h("div", { class: "dialog-body" }, body),
   );
   el.addEventListener("close", () => {
+    if (toastRegion && el.contains(toastRegion)) document.body.appendChild(toastRegion);
     el.remove();
     opts.onclose?.();
   });

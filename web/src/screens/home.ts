@@ -3,7 +3,7 @@
 
 import { api, type Invite, type InviteRole, type Room, type RoomSettings } from "../api";
 import { field, h, replace } from "../dom";
-import { formatTime, t } from "../i18n";
+import { formatTime, lang, t } from "../i18n";
 import { icon } from "../icons";
 import { requireUser, session } from "../router";
 import { appFrame, busy, button, confirmDialog, copyText, dialog, errorText, formError, toast } from "../ui";
@@ -303,6 +303,8 @@ export function render(root: HTMLElement): void {
       ),
     );
     const uses = h("input", { type: "number", min: "1", max: "100000", inputmode: "numeric", placeholder: t("invites.noLimit") });
+    // With mail configured, the link can also go straight to someone's inbox.
+    const email = session.info.mail ? h("input", { type: "email", autocomplete: "off", placeholder: t("invites.emailPlaceholder") }) : null;
     const err = formError();
     const made = h("div", { class: "invite-made" });
     const list = h("ul", { class: "invite-list", "aria-label": t("invites.list") });
@@ -354,7 +356,12 @@ export function render(root: HTMLElement): void {
           void busy(submit, async () => {
             try {
               const max = Number(uses.value);
-              const res = await api.rooms.createInvite(r.name, { role: role.value as InviteRole, expiresIn: Number(expiry.value), maxUses: max > 0 ? max : undefined });
+              const to = email?.value.trim() || undefined;
+              const res = await api.rooms.createInvite(r.name, { role: role.value as InviteRole, expiresIn: Number(expiry.value), maxUses: max > 0 ? max : undefined, email: to, lang: lang() });
+              if (res.mailedTo) {
+                toast(t("invites.mailed", { to: res.mailedTo }));
+                if (email) email.value = "";
+              }
               const link = `${location.origin}${res.path}`;
               const out = h("input", { readonly: true, value: link, class: "mono", "aria-label": t("invites.newLink") });
               replace(
@@ -387,6 +394,7 @@ export function render(root: HTMLElement): void {
         },
       },
       h("div", { class: "form-row three" }, field(t("invites.role"), role), field(t("invites.expiry"), expiry), field(t("invites.maxUses"), uses)),
+      email ? field(t("invites.email"), email, t("invites.emailHint")) : null,
       err.el,
       h("div", { class: "actions" }, submit),
     );
