@@ -4,12 +4,14 @@
 //!   seed_store seed PATH [--users 100000] [--rooms 100000] [--history 1000000] [--batch 5000]
 //!   seed_store count PATH [--ids FILE]
 //!   seed_store compact PATH
+//!   seed_store tables PATH
 //!
 //! `seed` adds users `seed-user-NNNNNN` (all with one password hash: Argon2 per user would
 //! take longer than the benchmark), rooms `seed-room-NNNNNN` owned by them, and closed
 //! participant-history rows spread over the rooms, written through the library's own store
 //! operations in transactions of `--batch` rows. `count` prints the table sizes as JSON and,
-//! with `--ids`, how many of the webhook event ids listed in FILE are durably recorded.
+//! with `--ids`, how many of the webhook event ids listed in FILE are durably recorded. `tables`
+//! prints each table's rows, pages and bytes (redb's accounting), largest first.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -48,7 +50,8 @@ fn main() {
         "seed" => seed(&store, users, rooms, history, batch),
         "count" => count(&store, ids),
         "compact" => compact(&store),
-        _ => die("usage: seed_store seed|count|compact PATH [options]"),
+        "tables" => tables(&store),
+        _ => die("usage: seed_store seed|count|compact|tables PATH [options]"),
     }
 }
 
@@ -59,6 +62,12 @@ fn sizes(store: &Store) -> serde_json::Value {
     let m = std::fs::metadata(store.path()).unwrap_or_else(|e| die(&e.to_string()));
     let used = store.write_blocking(|t| store::used_bytes(t)).unwrap_or_else(|e| die(&e.to_string()));
     json!({ "file_bytes": m.len(), "disk_bytes": m.blocks() * 512, "used_bytes": used })
+}
+
+/// Each table's rows, pages and bytes, and the file's sizes.
+fn tables(store: &Store) {
+    let t = store.read_blocking(store::table_sizes).unwrap_or_else(|e| die(&e.to_string()));
+    println!("{}", json!({ "tables": t, "sizes": sizes(store) }));
 }
 
 /// Compacts the file as the daemon's upkeep does; prints the sizes before and after.

@@ -63,8 +63,9 @@ pub async fn create_user(store: &Store, username: &str, password: &str, role: Ro
     Ok(view)
 }
 
-pub async fn list_users(store: &Store) -> Result<Vec<UserView>, ApiError> {
-    let users = store.read(|txn| store::list_users(txn)).await?;
+/// Users in name order after `after`, at most `limit`.
+pub async fn list_users(store: &Store, after: Option<String>, limit: usize) -> Result<Vec<UserView>, ApiError> {
+    let users = store.read(move |txn| store::users_page(txn, after.as_deref(), limit)).await?;
     Ok(users.iter().map(User::view).collect())
 }
 

@@ -449,7 +449,7 @@ async fn user_command(cmd: UserCmd, db: &Path) -> Result<(), String> {
             let v = remote(&sock, "POST", "/v1/users", Some(body)).await?;
             println!("created {} {} ({})", if admin { "admin" } else { "user" }, name, v["id"].as_str().unwrap_or(""));
         }
-        (UserCmd::List, Backend::Local(s)) => print_users(&accounts::list_users(&s).await.map_err(api)?),
+        (UserCmd::List, Backend::Local(s)) => print_users(&accounts::list_users(&s, None, usize::MAX).await.map_err(api)?),
         (UserCmd::List, Backend::Daemon(sock)) => {
             let v = remote(&sock, "GET", "/v1/users", None).await?;
             let users: Vec<UserView> = serde_json::from_value(v).map_err(|e| e.to_string())?;

@@ -104,7 +104,7 @@ async fn doctor(State(c): State<Ctl>) -> Result<axum::Json<crate::doctor::Report
 }
 
 async fn list_users(State(s): State<Store>) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(json!(accounts::list_users(&s).await?)))
+    Ok(axum::Json(json!(accounts::list_users(&s, None, usize::MAX).await?)))
 }
 
 async fn create_user(State(s): State<Store>, Json(u): Json<NewUser>) -> Result<(StatusCode, axum::Json<Value>), ApiError> {

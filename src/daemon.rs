@@ -672,13 +672,16 @@ fn spawn_maintenance(state: SharedState, shutdown: CancellationToken) -> tokio::
     })
 }
 
-/// Removes history rows that ended before `before`, in transactions of 10,000 rows.
+/// Removes history rows that ended before `before`, found on a snapshot and removed in
+/// transactions of 10,000 rows, so joins wait for the removal only.
 pub async fn prune_history(store: &Store, before: u64) -> Result<usize, store::StoreError> {
+    const CHUNK: usize = 10_000;
     let mut total = 0;
     loop {
-        let n = store.write(move |txn| store::history_prune(txn, before, 10_000)).await?;
-        total += n;
-        if n < 10_000 {
+        let keys = store.read(move |txn| store::history_expired(txn, before, CHUNK)).await?;
+        let found = keys.len();
+        total += store.write(move |txn| store::history_remove(txn, &keys)).await?;
+        if found < CHUNK {
             return Ok(total);
         }
     }

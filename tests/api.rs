@@ -218,6 +218,33 @@ fn rooms_names_settings_moderators_and_listing() {
         }
     }
     assert_eq!(names.len(), 8, "{names:?}");
+    // Users page the same way, in name order, and the pages add up to the whole list.
+    let (_, all) = d.get("/api/admin/users", Some(&admin));
+    let all: Vec<String> = all["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap().to_string()).collect();
+    assert!(all.len() >= 3 && all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+    let (mut users, mut after) = (Vec::new(), String::new());
+    for _ in 0..10 {
+        let q = if after.is_empty() { "/api/admin/users?limit=2".to_string() } else { format!("/api/admin/users?limit=2&after={after}") };
+        let (s, v) = d.get(&q, Some(&admin));
+        assert_eq!(s, 200, "{v}");
+        let page = v["users"].as_array().unwrap();
+        assert!(page.len() <= 2);
+        users.extend(page.iter().map(|u| u["username"].as_str().unwrap().to_string()));
+        match v["next"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(users, all);
+    for bad in ["limit=0", "limit=1001", "limit=x", "page=2"] {
+        let (s, v) = d.get(&format!("/api/admin/users?{bad}"), Some(&admin));
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_request")), "{bad}: {v}");
+    }
+    assert_eq!(d.get("/api/admin/users?limit=2", Some(&other)).0, 403);
+    for bad in ["/api/admin/rooms?limit=x", "/api/admin/rooms?limit=0", "/api/room/list?limit=501", "/api/room/list?sort=name"] {
+        let (s, v) = d.get(bad, Some(&admin));
+        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("invalid_request")), "{bad}: {v}");
+    }
     // A user sees public rooms and their own, not others' private ones.
     let (_, v) = d.get("/api/room/list", Some(&other));
     let seen: Vec<&str> = v["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();

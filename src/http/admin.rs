@@ -48,17 +48,25 @@ async fn doctor(State(st): State<SharedState>, _: AdminUser) -> axum::Json<crate
 #[derive(Serialize, ToSchema)]
 pub(super) struct Users {
     users: Vec<UserView>,
+    /// Pass as `after` for the next page; absent on the last.
+    next: Option<String>,
 }
 
-/// Every user.
+/// Every user; with `limit` (1-1000) one page in name order after `after` (a username), read
+/// from the name index only for that page.
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = ["admin"]), ("cookie" = ["admin"])),
+    params(Page),
     responses(
         (status = 200, description = "Users by name", body = Users),
+        (status = 400, description = "`invalid_request`: bad limit or unknown parameter", body = ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
         (status = 403, description = "`forbidden`: administrators only", body = ErrorBody),
     ))]
-async fn list_users(State(st): State<SharedState>, _: AdminUser) -> Result<axum::Json<Users>, ApiError> {
-    Ok(axum::Json(Users { users: accounts::list_users(&st.store).await? }))
+async fn list_users(State(st): State<SharedState>, _: AdminUser, super::extract::Query(p): super::extract::Query<Page>) -> Result<axum::Json<Users>, ApiError> {
+    let limit = p.checked_limit()?;
+    let users = accounts::list_users(&st.store, p.after, limit.unwrap_or(usize::MAX)).await?;
+    let next = limit.filter(|&l| users.len() == l).and_then(|_| users.last().map(|u| u.username.clone()));
+    Ok(axum::Json(Users { users, next }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -249,10 +257,20 @@ async fn overview_of(st: &SharedState) -> Result<Overview, ApiError> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct Page {
-    /// Page size, 1-1000 (default: every room).
+    /// Page size, 1-1000 (default: all of them).
     limit: Option<usize>,
     /// The last name of the previous page.
     after: Option<String>,
+}
+
+impl Page {
+    /// The page size asked for, checked; `None`: all of them.
+    fn checked_limit(&self) -> Result<Option<usize>, ApiError> {
+        if self.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+            return Err(ApiError::bad_request("invalid_request", "limit must be 1-1000"));
+        }
+        Ok(self.limit)
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -282,11 +300,8 @@ pub(super) struct AdminRooms {
         (status = 401, description = "`unauthorized`, `invalid_session`", body = ErrorBody),
         (status = 403, description = "`forbidden`: administrators only", body = ErrorBody),
     ))]
-async fn rooms(State(st): State<SharedState>, _: AdminUser, axum::extract::Query(p): axum::extract::Query<Page>) -> Result<axum::Json<AdminRooms>, ApiError> {
-    if p.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-        return Err(ApiError::bad_request("invalid_request", "limit must be 1-1000"));
-    }
-    let paged = p.limit.is_some();
+async fn rooms(State(st): State<SharedState>, _: AdminUser, super::extract::Query(p): super::extract::Query<Page>) -> Result<axum::Json<AdminRooms>, ApiError> {
+    let paged = p.checked_limit()?.is_some();
     let limit = p.limit.unwrap_or(usize::MAX);
     let rows = st
         .store

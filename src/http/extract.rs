@@ -16,6 +16,21 @@ use crate::auth::token_key;
 use crate::error::ApiError;
 use crate::store::{self, now_ms, Session, SessionKind, StoreError, User};
 
+/// `axum::extract::Query`, with rejections (a bad value, an unknown parameter) as
+/// `400 invalid_request`.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(e) => Err(ApiError::bad_request("invalid_request", e.body_text())),
+        }
+    }
+}
+
 /// `axum::Json`, with rejections as API errors.
 pub struct Json<T>(pub T);
 

@@ -2,7 +2,7 @@
 //! participant list, and moderation through LiveKit (kick, mute, permissions) by the meeting's
 //! managers (see `meeting`).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::HOST;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::cookie::{set_session, with_cookie, Delivery};
-use super::extract::{caller_of, lookup_session, AnyCaller, AuthUser, BearerKey, Caller, Json};
+use super::extract::{caller_of, lookup_session, AnyCaller, AuthUser, BearerKey, Caller, Json, Query};
 use super::SharedState;
 use super::lobby::{Place, PlaceStatus};
 use super::meeting::{apply_stage, meeting_manager, sync_metadata};

@@ -7,9 +7,9 @@
 //! `mod.rs`); decoding refuses truncated or trailing bytes instead of guessing.
 //!
 //! Participant history, the largest table by far, stores less than its [`HistoryEntry`]: the
-//! id is the row's key, the room a number (table `participant_history_rooms`), the display
-//! name a flag when it equals the identity, the leave time a difference from the join time and
-//! the usual leave reasons one byte.
+//! room (as a number, table `participant_history_rooms`) and the id are the row's key, the
+//! display name a flag when it equals the identity, the leave time a difference from the join
+//! time and the usual leave reasons one byte.
 
 use super::model::*;
 use super::StoreError;
@@ -508,11 +508,9 @@ impl Record for Ban {
 /// Leave reasons stored as one byte; others are stored as text.
 const REASONS: [&str; 5] = ["left", "aborted", "replaced", "reconciled", "room_finished"];
 
-/// A history row as stored: [`HistoryEntry`] without its id (the key) and with its room as a
-/// number.
+/// A history row as stored: [`HistoryEntry`] without its room and id (both in the key).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HistoryRow {
-    pub room_no: u64,
     pub identity: String,
     pub sid: String,
     pub name: String,
@@ -522,9 +520,8 @@ pub(crate) struct HistoryRow {
 }
 
 impl HistoryRow {
-    pub fn of(e: &HistoryEntry, room_no: u64) -> HistoryRow {
+    pub fn of(e: &HistoryEntry) -> HistoryRow {
         HistoryRow {
-            room_no,
             identity: e.identity.clone(),
             sid: e.sid.clone(),
             name: e.name.clone(),
@@ -607,7 +604,6 @@ impl Record for Recording {
 
 impl Record for HistoryRow {
     fn put(&self, w: &mut Vec<u8>) {
-        put_u64(w, self.room_no);
         put_str(w, &self.identity);
         put_str(w, &self.sid);
         put_str_or_same(w, &self.name, self.name == self.identity);
@@ -634,7 +630,6 @@ impl Record for HistoryRow {
         }
     }
     fn take(r: &mut Reader<'_>) -> Result<Self, StoreError> {
-        let room_no = r.u64()?;
         let identity = r.str()?;
         let sid = r.str()?;
         let name = r.str_or_same()?.unwrap_or_else(|| identity.clone());
@@ -651,7 +646,7 @@ impl Record for HistoryRow {
             n if n as usize == REASONS.len() + 1 => Some(r.str()?),
             _ => return Err(bad(r, "unknown leave reason")),
         };
-        Ok(HistoryRow { room_no, identity, sid, name, joined_at, left_at, leave_reason })
+        Ok(HistoryRow { identity, sid, name, joined_at, left_at, leave_reason })
     }
 }
 
@@ -732,7 +727,6 @@ mod tests {
             assert_eq!(round(&rs).0, rs);
         }
         let row = HistoryRow {
-            room_no: 123_456,
             identity: uid.into(),
             sid: "PA_Fz3kWq9pLx2v".into(),
             name: uid.into(),
@@ -742,8 +736,8 @@ mod tests {
         };
         let (back, len) = round(&row);
         assert_eq!(back, row);
-        // 3 room + 17 identity + 16 sid + 1 name + 6 join + 3 leave + 1 reason.
-        assert!(len <= 48, "{len} bytes");
+        // 17 identity + 16 sid + 1 name + 6 join + 3 leave + 1 reason.
+        assert!(len <= 44, "{len} bytes");
         for (left_at, reason) in [(None, None), (Some(0), Some("odd reason")), (Some(u64::MAX), Some("")), (Some(row.joined_at), Some("room_finished"))] {
             let r = HistoryRow { left_at, leave_reason: reason.map(str::to_string), name: "Bob".into(), ..row.clone() };
             assert_eq!(round(&r).0, r);

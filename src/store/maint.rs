@@ -63,7 +63,6 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         MODERATORS.name(),
         LIVE.name(),
         HISTORY.name(),
-        HISTORY_BY_ROOM.name(),
         HISTORY_ROOMS.name(),
         ROOMS_PUBLIC.name(),
         ROOMS_BY_MEMBER.name(),
@@ -99,7 +98,6 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<u64, StoreE
         + copy_multimap(src, dst, MODERATORS)?
         + copy_table(src, dst, LIVE)?
         + copy_table(src, dst, HISTORY)?
-        + copy_table(src, dst, HISTORY_BY_ROOM)?
         + copy_table(src, dst, HISTORY_ROOMS)?
         + copy_table(src, dst, ROOMS_PUBLIC)?
         + copy_table(src, dst, ROOMS_BY_MEMBER)?
@@ -213,4 +211,45 @@ pub fn restore_from(src: &Path, db_path: &Path) -> Result<BackupInfo, StoreError
 pub fn used_bytes(txn: &WriteTransaction) -> Result<u64, StoreError> {
     let stats = txn.stats()?;
     Ok(stats.allocated_pages() * stats.page_size() as u64)
+}
+
+/// One table's share of the file (redb's own accounting).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableSize {
+    pub name: String,
+    pub rows: u64,
+    pub leaf_pages: u64,
+    pub branch_pages: u64,
+    /// Key and value bytes stored, and the bytes of page headers and offsets.
+    pub stored_bytes: u64,
+    pub metadata_bytes: u64,
+    /// Unused bytes inside the table's pages.
+    pub fragmented_bytes: u64,
+}
+
+/// Every table's rows, pages and bytes, largest first: where the file's space goes.
+pub fn table_sizes(txn: &ReadTransaction) -> Result<Vec<TableSize>, StoreError> {
+    use redb::ReadableTableMetadata;
+    let size = |name: String, s: redb::TableStats, rows: u64| TableSize {
+        name,
+        rows,
+        leaf_pages: s.leaf_pages(),
+        branch_pages: s.branch_pages(),
+        stored_bytes: s.stored_bytes(),
+        metadata_bytes: s.metadata_bytes(),
+        fragmented_bytes: s.fragmented_bytes(),
+    };
+    let mut out = Vec::new();
+    for h in txn.list_tables()? {
+        let name = h.name().to_string();
+        let t = txn.open_untyped_table(h)?;
+        out.push(size(name, t.stats()?, t.len()?));
+    }
+    for h in txn.list_multimap_tables()? {
+        let name = h.name().to_string();
+        let t = txn.open_untyped_multimap_table(h)?;
+        out.push(size(name, t.stats()?, t.len()?));
+    }
+    out.sort_by(|a, b| (b.leaf_pages + b.branch_pages).cmp(&(a.leaf_pages + a.branch_pages)));
+    Ok(out)
 }

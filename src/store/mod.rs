@@ -64,12 +64,14 @@ pub(crate) const MEMBER_OWNER: u8 = 1;
 pub(crate) const MEMBER_MODERATOR: u8 = 2;
 /// (room, identity) → live participant.
 pub(crate) const LIVE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("participants_live");
-/// sequence → participant history row (join and leave times).
-pub(crate) const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("participant_history");
-/// (room number, sequence) → (): the history rows of one room, newest last.
-pub(crate) const HISTORY_BY_ROOM: TableDefinition<(u64, u64), ()> = TableDefinition::new("participant_history_by_room_no");
-/// Room name → the number history rows and their index use for it. Never removed from, so
-/// a number is never given twice (the next is the table's length + 1).
+/// (room number, sequence) → participant history row (join and leave times): one room's rows
+/// are neighbours, in join order, so a room's history is one range read and needs no index.
+/// The sequence is the row's id, unique in the store (meta `history_seq` holds the last one).
+pub(crate) const HISTORY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("participant_history_rows");
+/// Schemas 1-3: sequence → history row as JSON; moved into [`HISTORY`] by the migration to 4.
+pub(crate) const HISTORY_V3: TableDefinition<u64, &[u8]> = TableDefinition::new("participant_history");
+/// Room name → the number history rows use for it. Never removed from, so a number is never
+/// given twice (the next is the table's length + 1).
 pub(crate) const HISTORY_ROOMS: TableDefinition<&str, u64> = TableDefinition::new("participant_history_rooms");
 /// Schema 2's index, (room, sequence) → (); dropped by the migration to 3.
 pub(crate) const HISTORY_BY_ROOM_V2: TableDefinition<(&str, u64), ()> = TableDefinition::new("participant_history_by_room");
@@ -728,8 +730,8 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     }
     // Version 1 is the first layout: creating the tables is its whole migration. 1 → 2
     // indexed rooms by visibility; 2 → 3 added tables and room fields with serde defaults;
-    // 3 → 4 changed records from JSON to a binary layout and history's room index to room
-    // numbers. All of it is done here on the JSON records, in this one transaction.
+    // 3 → 4 changed records from JSON to a binary layout and keyed history by room number.
+    // All of it is done here on the JSON records, in this one transaction.
     if let Some(from @ 1..=3) = found {
         let t = Instant::now();
         let records = ops::records_from_json(&txn)?;
@@ -738,9 +740,10 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
             let r = ops::rooms_reindex(&txn)?;
             tracing::info!(rooms = r, "store migrated from schema 1 to 2: rooms indexed by visibility");
         }
+        txn.delete_table(HISTORY_V3)?;
         txn.delete_table(HISTORY_BY_ROOM_V2)?;
         tracing::info!(records, history_rows = rows, ms = t.elapsed().as_millis() as u64,
-            "store migrated from schema {from} to {SCHEMA_VERSION}: records in a binary layout, history rooms by number");
+            "store migrated from schema {from} to {SCHEMA_VERSION}: records in a binary layout, history by room");
     }
     txn.open_table(USERS)?;
     txn.open_table(USERNAMES)?;
@@ -749,7 +752,6 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.open_multimap_table(MODERATORS)?;
     txn.open_table(LIVE)?;
     txn.open_table(HISTORY)?;
-    txn.open_table(HISTORY_BY_ROOM)?;
     txn.open_table(HISTORY_ROOMS)?;
     txn.open_table(ROOMS_PUBLIC)?;
     txn.open_table(ROOMS_BY_MEMBER)?;
@@ -802,7 +804,7 @@ pub(crate) fn get_rec<T: codec::Record>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::{ReadableTableMetadata, TableHandle};
+    use redb::TableHandle;
 
     #[test]
     fn visible_rooms_come_from_the_indexes_in_name_order() {
@@ -877,7 +879,8 @@ mod tests {
         // Everything that ended before t = 3000 goes, in bounded steps; the open row stays.
         let mut removed = 0;
         loop {
-            let n = s.write_blocking(|t| history_prune(t, 3000, 500)).unwrap();
+            let keys = s.read_blocking(|t| history_expired(t, 3000, 500)).unwrap();
+            let n = s.write_blocking(move |t| history_remove(t, &keys)).unwrap();
             removed += n;
             if n < 500 {
                 break;
@@ -890,9 +893,6 @@ mod tests {
         assert_eq!(left, 6001 - 2998);
         assert!(oldest.iter().any(|e| e.identity == "stays"));
         assert!(oldest.iter().all(|e| e.identity == "stays" || e.left_at.unwrap() >= 3000));
-        // The index lost the same rows.
-        let indexed = s.read_blocking(|t| Ok(t.open_table(HISTORY_BY_ROOM)?.len()?)).unwrap();
-        assert_eq!(indexed, left);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         assert!(rt.block_on(s.compact()).is_ok());
         assert_eq!(s.read_blocking(|t| count_history(t)).unwrap(), left);
@@ -955,7 +955,7 @@ mod tests {
                 let tab = t.open_table(def).unwrap();
                 tab.iter().unwrap().map(|r| serde_json::from_slice(r.unwrap().1.value()).unwrap()).collect()
             };
-            let hist = t.open_table(HISTORY).unwrap();
+            let hist = t.open_table(HISTORY_V3).unwrap();
             let history: Vec<HistoryEntry> =
                 hist.iter().unwrap().map(|r| serde_json::from_slice(r.unwrap().1.value()).unwrap()).collect();
             (all(USERS), all(ROOMS), history)

@@ -44,10 +44,19 @@ pub fn user_by_name(txn: &ReadTransaction, name: &str) -> Result<Option<User>, S
 }
 
 pub fn list_users(txn: &ReadTransaction) -> Result<Vec<User>, StoreError> {
+    users_page(txn, None, usize::MAX)
+}
+
+/// Users in name order after `after`, at most `limit` (from the name index).
+pub fn users_page(txn: &ReadTransaction, after: Option<&str>, limit: usize) -> Result<Vec<User>, StoreError> {
     let names = txn.open_table(USERNAMES)?;
     let users = txn.open_table(USERS)?;
+    let iter = match after {
+        Some(a) => names.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
+        None => names.range::<&str>(..)?,
+    };
     let mut out = Vec::new();
-    for row in names.iter()? {
+    for row in iter.take(limit) {
         let (_, id) = row?;
         if let Some(u) = get_rec::<User>(&users, id.value())? {
             out.push(u);
@@ -474,10 +483,8 @@ pub fn participant_join(
         participant_leave(txn, room, identity, joined_at, "replaced")?;
     }
     let room_no = history_room_no_w(txn, room)?;
-    let mut hist = txn.open_table(HISTORY)?;
-    let id = hist.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    let id = history_next_id(txn)?;
     let row = HistoryRow {
-        room_no,
         identity: identity.to_string(),
         sid: sid.to_string(),
         name: name.to_string(),
@@ -485,9 +492,7 @@ pub fn participant_join(
         left_at: None,
         leave_reason: None,
     };
-    hist.insert(id, encode(&row).as_slice())?;
-    drop(hist);
-    txn.open_table(HISTORY_BY_ROOM)?.insert((room_no, id), ())?;
+    txn.open_table(HISTORY)?.insert((room_no, id), encode(&row).as_slice())?;
     let p = LiveParticipant {
         identity: identity.to_string(),
         sid: sid.to_string(),
@@ -513,15 +518,31 @@ pub fn participant_leave(
         return Ok(None);
     };
     let p = p?;
+    let room_no = history_room_no_w(txn, room)?;
     let mut hist = txn.open_table(HISTORY)?;
-    let row = hist.get(p.history_id)?.map(|v| decode::<HistoryRow>(v.value()));
+    let row = hist.get((room_no, p.history_id))?.map(|v| decode::<HistoryRow>(v.value()));
     if let Some(row) = row {
         let mut row = row?;
         row.left_at = Some(left_at);
         row.leave_reason = Some(reason.to_string());
-        hist.insert(p.history_id, encode(&row).as_slice())?;
+        hist.insert((room_no, p.history_id), encode(&row).as_slice())?;
     }
     Ok(Some(p))
+}
+
+/// The next history row id: one more than the last given (meta `history_seq`).
+fn history_next_id(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let last = match meta.get("history_seq")? {
+        Some(v) => std::str::from_utf8(v.value())
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| StoreError::Db("meta history_seq is not a number".into()))?,
+        None => 0,
+    };
+    let id = last + 1;
+    meta.insert("history_seq", id.to_string().as_bytes())?;
+    Ok(id)
 }
 
 /// The number history rows use for `room`, given one if it has none yet.
@@ -535,23 +556,16 @@ fn history_room_no_w(txn: &WriteTransaction, room: &str) -> Result<u64, StoreErr
     Ok(n)
 }
 
-/// The newest `limit` history rows of a room, newest first (from the room index).
+/// The newest `limit` history rows of a room, newest first (one range of the room's rows).
 pub fn history_for_room(txn: &ReadTransaction, room: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
     let Some(room_no) = txn.open_table(HISTORY_ROOMS)?.get(room)?.map(|v| v.value()) else {
         return Ok(Vec::new());
     };
-    let index = txn.open_table(HISTORY_BY_ROOM)?;
     let rows = txn.open_table(HISTORY)?;
     let mut out = Vec::new();
-    for row in index.range((room_no, 0)..=(room_no, u64::MAX))?.rev() {
-        let (k, _) = row?;
-        let id = k.value().1;
-        if let Some(v) = rows.get(id)? {
-            out.push(decode::<HistoryRow>(v.value())?.entry(id, room));
-            if out.len() >= limit {
-                break;
-            }
-        }
+    for row in rows.range((room_no, 0)..=(room_no, u64::MAX))?.rev().take(limit) {
+        let (k, v) = row?;
+        out.push(decode::<HistoryRow>(v.value())?.entry(k.value().1, room));
     }
     Ok(out)
 }
@@ -593,15 +607,16 @@ fn reencode<K: redb::Key + 'static, T: serde::de::DeserializeOwned + Record>(
     Ok(rows.len() as u64)
 }
 
-/// Rewrites the JSON history rows (schema 3 and older) in the binary layout, numbering their
-/// rooms and indexing them by room number, a chunk at a time; returns how many rows.
+/// Moves the JSON history rows of schemas 1-3 (table `participant_history`, by sequence) into
+/// the binary rows keyed by room number and sequence, a chunk at a time; returns how many.
+/// The old table is dropped by the caller.
 pub(crate) fn history_from_json(txn: &WriteTransaction) -> Result<u64, StoreError> {
     const CHUNK: usize = 20_000;
     let mut next = 0u64;
     let mut n = 0;
     loop {
         let chunk: Vec<(u64, HistoryEntry)> = {
-            let t = txn.open_table(HISTORY)?;
+            let t = txn.open_table(HISTORY_V3)?;
             let mut v = Vec::with_capacity(CHUNK);
             for row in t.range(next..)?.take(CHUNK) {
                 let (k, val) = row?;
@@ -609,44 +624,65 @@ pub(crate) fn history_from_json(txn: &WriteTransaction) -> Result<u64, StoreErro
             }
             v
         };
-        let Some(&(last, _)) = chunk.last() else { return Ok(n) };
+        let Some(&(last, _)) = chunk.last() else { break };
         let mut rows = txn.open_table(HISTORY)?;
-        let mut index = txn.open_table(HISTORY_BY_ROOM)?;
         for (id, e) in &chunk {
             let room_no = history_room_no_w(txn, &e.room)?;
-            rows.insert(*id, encode(&HistoryRow::of(e, room_no)).as_slice())?;
-            index.insert((room_no, *id), ())?;
+            rows.insert((room_no, *id), encode(&HistoryRow::of(e)).as_slice())?;
         }
         n += chunk.len() as u64;
         next = last + 1;
     }
+    if next > 0 {
+        meta_put(txn, "history_seq", &(next - 1).to_string())?;
+    }
+    Ok(n)
 }
 
-/// Removes at most `max` closed history rows that ended before `before`, oldest first; returns
-/// how many went. Rows of participants still present stay.
-pub fn history_prune(txn: &WriteTransaction, before: u64, max: usize) -> Result<usize, StoreError> {
-    let mut rows = txn.open_table(HISTORY)?;
-    let mut old = Vec::new();
-    for row in rows.iter()? {
-        let (k, v) = row?;
-        let e: HistoryRow = decode(v.value())?;
-        // Rows are in join order: once joins are recent, nothing further can be old enough.
-        if e.joined_at >= before {
-            break;
-        }
-        if e.left_at.is_some_and(|l| l < before) {
-            old.push((k.value(), e.room_no));
-            if old.len() >= max {
-                break;
+/// At most `max` closed history rows that ended before `before`, as keys for
+/// [`history_remove`]; read from a snapshot so that writes go on meanwhile. Rows of
+/// participants still present stay.
+pub fn history_expired(txn: &ReadTransaction, before: u64, max: usize) -> Result<Vec<(u64, u64)>, StoreError> {
+    let rows = txn.open_table(HISTORY)?;
+    let mut out = Vec::new();
+    let mut from = (0u64, 0u64);
+    'rooms: loop {
+        for row in rows.range(from..)? {
+            let (k, v) = row?;
+            let (room_no, id) = k.value();
+            let e: HistoryRow = decode(v.value())?;
+            if e.joined_at >= before {
+                // A room's rows are in join order: the rest of this room is recent.
+                match room_no.checked_add(1) {
+                    Some(next) => {
+                        from = (next, 0);
+                        continue 'rooms;
+                    }
+                    None => break 'rooms,
+                }
+            }
+            if e.left_at.is_some_and(|l| l < before) {
+                out.push((room_no, id));
+                if out.len() >= max {
+                    break 'rooms;
+                }
             }
         }
+        break;
     }
-    let mut index = txn.open_table(HISTORY_BY_ROOM)?;
-    for (id, room_no) in &old {
-        rows.remove(*id)?;
-        index.remove((*room_no, *id))?;
+    Ok(out)
+}
+
+/// Removes the history rows `keys` (from [`history_expired`]); returns how many were there.
+pub fn history_remove(txn: &WriteTransaction, keys: &[(u64, u64)]) -> Result<usize, StoreError> {
+    let mut rows = txn.open_table(HISTORY)?;
+    let mut n = 0;
+    for k in keys {
+        if rows.remove(*k)?.is_some() {
+            n += 1;
+        }
     }
-    Ok(old.len())
+    Ok(n)
 }
 
 pub fn count_history(txn: &ReadTransaction) -> Result<u64, StoreError> {

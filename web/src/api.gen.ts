@@ -119,7 +119,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every user. */
+        /**
+         * Every user; with `limit` (1-1000) one page in name order after `after` (a username), read
+         *     from the name index only for that page.
+         */
         get: operations["list_users"];
         put?: never;
         /** Creates a user. */
@@ -1972,6 +1975,8 @@ export interface components {
             username: string;
         };
         Users: {
+            /** @description Pass as `after` for the next page; absent on the last. */
+            next?: string | null;
             users: components["schemas"]["UserView"][];
         };
         /** @description The people waiting, in the order they came (also the data of `lobby` events). */
@@ -2147,7 +2152,7 @@ export interface operations {
     rooms: {
         parameters: {
             query?: {
-                /** @description Page size, 1-1000 (default: every room). */
+                /** @description Page size, 1-1000 (default: all of them). */
                 limit?: number;
                 /** @description The last name of the previous page. */
                 after?: string;
@@ -2248,7 +2253,12 @@ export interface operations {
     };
     list_users: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Page size, 1-1000 (default: all of them). */
+                limit?: number;
+                /** @description The last name of the previous page. */
+                after?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -2262,6 +2272,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Users"];
+                };
+            };
+            /** @description `invalid_request`: bad limit or unknown parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description `unauthorized`, `invalid_session` */
