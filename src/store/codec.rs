@@ -835,25 +835,9 @@ mod tests {
         };
         assert_eq!(round(&full).0, full);
         for status in RECORDING_STATUS {
-            let bare = Recording::new("r", &User { id: "u".into(), username: "u".into(), ..test_user() }, "speaker", false, 5);
+            let bare = Recording::new("r", &User::new("u", String::new(), Role::User), "speaker", false, 5);
             let r = Recording { status, ..bare };
             assert_eq!(round(&r).0, r);
-        }
-    }
-
-    fn test_user() -> User {
-        User {
-            id: String::new(),
-            username: String::new(),
-            password_hash: String::new(),
-            role: Role::User,
-            disabled: false,
-            created_at: 0,
-            session_epoch: 0,
-            email: None,
-            email_verified: false,
-            identities: vec![],
-            sso_admin: false,
         }
     }
 
